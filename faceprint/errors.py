@@ -1,0 +1,73 @@
+"""Every exception faceprint raises on purpose.
+
+All derive from :class:`FaceprintError`, so ``except FaceprintError`` catches any documented
+failure; the CLI turns each into a one-line message and exit code 2.
+"""
+
+from __future__ import annotations
+
+
+class FaceprintError(Exception):
+    """Base class of every documented faceprint error."""
+
+    code = "faceprint_error"
+
+
+class ImageDecodeError(FaceprintError):
+    """The input is empty, truncated, corrupt or not an image at all."""
+
+    code = "image_decode_error"
+
+
+class ImageTooLargeError(FaceprintError):
+    """The image's pixel count (or byte size) is over the limit: a possible decompression bomb."""
+
+    code = "image_too_large"
+
+
+class UnsupportedInputError(FaceprintError):
+    """The input is of a type faceprint cannot read as an image (not a path, bytes, array or PIL image)."""
+
+    code = "unsupported_input"
+
+
+class NoFaceError(FaceprintError):
+    """No face passed detection and the quality gate where one was required."""
+
+    code = "no_face"
+
+
+class MultipleFacesError(FaceprintError):
+    """Several faces were found where exactly one is required (enrolment, verification)."""
+
+    code = "multiple_faces"
+
+
+class ModelMismatchError(FaceprintError):
+    """Templates or a gallery made by one model were used with another."""
+
+    code = "model_mismatch"
+
+
+class UnknownModelError(FaceprintError):
+    """A model name that is not in the registry."""
+
+    code = "unknown_model"
+
+
+class ModelUnavailableError(FaceprintError):
+    """A registered model whose weights or runtime package is not installed."""
+
+    code = "model_unavailable"
+
+
+class GalleryError(FaceprintError):
+    """A gallery file that cannot be opened, is corrupt, or an operation on it that failed."""
+
+    code = "gallery_error"
+
+
+class PersonNotFoundError(GalleryError):
+    """A person name or id that is not in the gallery."""
+
+    code = "person_not_found"

