@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_PIXELS = 40_000_000  # 40 megapixels
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024  # 50 MiB of encoded data
+# File name suffixes treated as images when a folder is scanned.
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".pgm", ".ppm", ".tif", ".tiff", ".webp"})
 
 ImageInput = str | os.PathLike | bytes | bytearray | memoryview | np.ndarray | Image.Image
 

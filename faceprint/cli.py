@@ -1,0 +1,284 @@
+"""The ``faceprint`` command line.
+
+Every documented error prints one line (``faceprint: error: ...``) and exits with status 2;
+``--json`` prints machine-readable results on standard output instead of tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__
+from .errors import FaceprintError
+from .image_io import IMAGE_SUFFIXES
+
+log = logging.getLogger("faceprint")
+
+
+def _table(rows: Sequence[Sequence[object]], header: Sequence[str]) -> str:
+    """A plain fixed-width text table."""
+    cells = [[str(c) for c in header]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _emit(args: argparse.Namespace, payload: object, text: str) -> None:
+    print(json.dumps(payload, indent=2) if args.json else text)
+
+
+def _engine(args: argparse.Namespace):
+    from .engine import Engine
+    from .models.onnx_embedder import read_specs
+    from .profiles import register_onnx
+
+    for spec in read_specs(args.model_config) if args.model_config else []:
+        register_onnx(spec)
+    return Engine(args.model, fmr=args.fmr, threshold=args.threshold)
+
+
+def cmd_detect(args: argparse.Namespace) -> int:
+    """Detect faces, print a table, optionally write an annotated image."""
+    from .draw import annotate, save_rgb
+
+    engine = _engine(args)
+    image = engine.load(args.image)
+    faces = engine.finder.find(image)
+    if args.out:
+        save_rgb(annotate(image, faces), args.out)
+    rows = [
+        (i, f.box.as_list(), f"{f.score:.3f}", f"{f.quality:.2f}", ",".join(f.quality_reasons) or "-")
+        for i, f in enumerate(faces)
+    ]
+    text = _table(rows, ["#", "box [x, y, w, h]", "score", "quality", "issues"])
+    text += f"\n{len(faces)} face(s)" + (f"; annotated image: {args.out}" if args.out else "")
+    _emit(args, {"image": str(args.image), "faces": [f.to_dict() for f in faces]}, text)
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Verify whether two images show the same person."""
+    engine = _engine(args)
+    result = engine.verify(args.a, args.b, largest=args.largest)
+    verdict = "SAME person" if result.is_match else "DIFFERENT people"
+    text = (
+        f"{verdict}: similarity {result.similarity:.4f} vs threshold {result.threshold:.4f} "
+        f"(calibrated FMR {result.fmr:g}, model {result.model})"
+    )
+    _emit(args, result.to_dict(), text)
+    return 0 if result.is_match else 1
+
+
+def _people_from_tree(root: Path) -> list[tuple[str, list[Path]]]:
+    people = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        images = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if images:
+            people.append((folder.name, images))
+    return people
+
+
+def cmd_enroll(args: argparse.Namespace) -> int:
+    """Enrol one person from images, or every person of a folder-per-person tree."""
+    from tqdm import tqdm
+
+    engine = _engine(args)
+    if args.tree:
+        people = _people_from_tree(Path(args.tree))
+        if not people:
+            raise FaceprintError(f"{args.tree}: no person folders with images found")
+    else:
+        if not args.person or not args.images:
+            raise FaceprintError("give --person NAME and images, or --tree DIR")
+        people = [(args.person, [Path(p) for p in args.images])]
+    total = sum(len(images) for _, images in people)
+    enrolled, skipped = [], []
+    with tqdm(total=total, desc="enrolling", unit="img", disable=args.json or not sys.stderr.isatty()) as bar:
+        for name, images in people:
+            items = []
+            for image in images:
+                try:
+                    items.extend(engine.enrolment_items([image], largest=args.largest))
+                except FaceprintError as exc:
+                    if not args.skip_bad:
+                        raise
+                    skipped.append({"person": name, "image": str(image), "reason": str(exc)})
+                bar.update(1)
+            if items:
+                record = engine.enroll_items(name, items, args.gallery)
+                enrolled.append({"person": record.name, "faces_added": len(items), "faces_total": record.face_count})
+    rows = [(e["person"], e["faces_added"], e["faces_total"]) for e in enrolled]
+    text = _table(rows, ["person", "faces added", "faces in gallery"])
+    if skipped:
+        text += "\nskipped:\n" + "\n".join(f"  {s['image']}: {s['reason']}" for s in skipped)
+    text += f"\ngallery: {args.gallery} (model {engine.model_id})"
+    _emit(args, {"gallery": str(args.gallery), "enrolled": enrolled, "skipped": skipped}, text)
+    return 0 if enrolled else 2
+
+
+def cmd_identify(args: argparse.Namespace) -> int:
+    """Identify every face in an image against a gallery."""
+    from .draw import annotate, save_rgb
+
+    engine = _engine(args)
+    image = engine.load(args.image)
+    results = engine.identify(image, args.gallery, k=args.top)
+    if args.out:
+        save_rgb(annotate(image, [r.face for r in results], [r.person for r in results]), args.out)
+    rows = []
+    for i, r in enumerate(results):
+        best = r.best
+        rows.append((i, r.face.box.as_list(), r.person or "unknown",
+                     f"{best.score:.3f}" if best else "-", best.person if best else "-"))
+    text = _table(rows, ["#", "box [x, y, w, h]", "identity", "score", "nearest"])
+    known = sum(r.is_known for r in results)
+    text += f"\n{len(results)} face(s): {known} known, {len(results) - known} unknown (threshold {engine.threshold:.4f})"
+    if args.out:
+        text += f"; annotated image: {args.out}"
+    _emit(args, {"image": str(args.image), "results": [r.to_dict() for r in results]}, text)
+    return 0
+
+
+def cmd_people(args: argparse.Namespace) -> int:
+    """List the people in a gallery."""
+    from .gallery import Gallery
+
+    with Gallery(args.gallery) as gallery:
+        persons = gallery.persons()
+        model = gallery.model
+    rows = [(p.name, p.face_count, p.created_at) for p in persons]
+    text = _table(rows, ["person", "faces", "enrolled"]) + f"\n{len(persons)} people, model {model}"
+    _emit(args, {"model": model, "people": [{"name": p.name, "faces": p.face_count} for p in persons]}, text)
+    return 0
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    """Delete a person and all their templates from a gallery."""
+    from .gallery import Gallery
+
+    with Gallery(args.gallery) as gallery:
+        removed = gallery.delete_person(args.person)
+    _emit(args, {"deleted": args.person, "faces_removed": removed},
+          f"deleted {args.person}: {removed} template(s) removed")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    """List the registered models and the recognition profiles."""
+    from .models import registry
+    from .profiles import get, names
+
+    cards = registry.cards()
+    profiles = [get(n) for n in names()]
+    rows = [(c.name, c.kind, c.source, c.licence, c.published_accuracy) for c in cards]
+    text = _table(rows, ["model", "kind", "source", "licence", "published accuracy"])
+    prows = [(p.name, p.model_id, "+".join(f"{x.model}({x.weight:.2f})" for x in p.parts),
+              "yes" if p.flip else "no", f"{p.thresholds.get(1e-3, float('nan')):.4f}") for p in profiles]
+    text += "\n\n" + _table(prows, ["profile", "template id", "embedders (weight)", "flip", "thr@FMR1e-3"])
+    _emit(args, {"models": [c.to_dict() for c in cards], "profiles": [p.to_dict() for p in profiles]}, text)
+    return 0
+
+
+def cmd_eval_lfw(args: argparse.Namespace) -> int:
+    """Run the LFW pairs protocol and write the report, plot and JSON."""
+    from .evaluation.runner import run_lfw
+
+    engine = _engine(args)
+    report = run_lfw(engine, Path(args.images), Path(args.pairs), Path(args.out),
+                     progress=not args.json, cache=not args.no_cache)
+    _emit(args, report, "\n".join(report["summary_lines"]))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every subcommand."""
+    from .profiles import DEFAULT_FMR, DEFAULT_PROFILE
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--model", default=DEFAULT_PROFILE,
+                        help=f"recognition profile (default {DEFAULT_PROFILE}; see 'faceprint models')")
+    common.add_argument("--model-config", help="JSON file registering your own ONNX embedder(s)")
+    common.add_argument("--fmr", type=float, default=DEFAULT_FMR, help="target false-match rate (default 1e-3)")
+    common.add_argument("--threshold", type=float, help="explicit cosine threshold (overrides --fmr)")
+    common.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    common.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+
+    parser = argparse.ArgumentParser(prog="faceprint", description="Offline face recognition.")
+    parser.add_argument("--version", action="version", version=f"faceprint {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("detect", parents=[common], help="find faces in an image")
+    p.add_argument("image")
+    p.add_argument("--out", help="write an annotated image here")
+    p.set_defaults(func=cmd_detect)
+
+    p = sub.add_parser("verify", parents=[common], help="are two photos the same person? (exit 0 yes, 1 no)")
+    p.add_argument("a")
+    p.add_argument("b")
+    p.add_argument("--largest", action="store_true", help="use the largest face when there are several")
+    p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("enroll", parents=[common], help="add people to a gallery")
+    p.add_argument("--gallery", required=True, help="gallery file (SQLite); created if missing")
+    p.add_argument("--person", help="name of the person the images show")
+    p.add_argument("images", nargs="*", help="images of --person")
+    p.add_argument("--tree", help="folder with one sub-folder of images per person")
+    p.add_argument("--largest", action="store_true", help="use the largest face when there are several")
+    p.add_argument("--skip-bad", action="store_true",
+                   help="skip images without exactly one usable face (listed at the end) instead of stopping")
+    p.set_defaults(func=cmd_enroll)
+
+    p = sub.add_parser("identify", parents=[common], help="name every face in an image")
+    p.add_argument("image")
+    p.add_argument("--gallery", required=True)
+    p.add_argument("--top", type=int, default=3, help="candidates per face (default 3)")
+    p.add_argument("--out", help="write an annotated image here")
+    p.set_defaults(func=cmd_identify)
+
+    p = sub.add_parser("people", parents=[common], help="list the people in a gallery")
+    p.add_argument("--gallery", required=True)
+    p.set_defaults(func=cmd_people)
+
+    p = sub.add_parser("delete", parents=[common], help="delete a person from a gallery")
+    p.add_argument("person")
+    p.add_argument("--gallery", required=True)
+    p.set_defaults(func=cmd_delete)
+
+    p = sub.add_parser("models", parents=[common], help="installed models, licences, published accuracy")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("eval", help="accuracy on a standard protocol")
+    esub = p.add_subparsers(dest="protocol", required=True)
+    e = esub.add_parser("lfw", parents=[common], help="LFW pairs (View 1 or View 2 pairs.txt), 10-fold")
+    e.add_argument("--images", required=True, help="LFW-layout folder: NAME/NAME_0001.jpg")
+    e.add_argument("--pairs", required=True, help="pairs file (pairsDevTest.txt, pairs.txt ...)")
+    e.add_argument("--out", default="out/lfw", help="folder for report.json and roc.png (default out/lfw)")
+    e.add_argument("--no-cache", action="store_true", help="recompute every template")
+    e.set_defaults(func=cmd_eval_lfw)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``faceprint`` command."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except FaceprintError as exc:
+        print(f"faceprint: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("faceprint: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,209 @@
+"""The engine: one object that detects, embeds, verifies, enrols and identifies.
+
+    from faceprint import Engine
+    engine = Engine()                       # "accurate" profile, thresholds at FMR 1e-3
+    engine.verify("a.jpg", "b.jpg")         # Verification(similarity, is_match, threshold, fmr)
+    engine.enroll("Ada", ["ada1.jpg", "ada2.jpg"], gallery="people.db")
+    engine.identify("group.jpg", gallery="people.db")
+
+Models are loaded on first use and shared by every engine in the process.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from .detection import FaceFinder
+from .embedding import Recognizer
+from .errors import ModelMismatchError, MultipleFacesError, NoFaceError
+from .gallery import EnrolmentItem, Gallery, PersonRecord
+from .image_io import DEFAULT_MAX_PIXELS, ImageInput, describe_source, load_image
+from .models import registry
+from .profiles import DEFAULT_FMR, DEFAULT_PROFILE, Profile
+from .profiles import get as get_profile
+from .quality import QualityGate
+from .types import Face, Identification, Template, Verification
+
+log = logging.getLogger(__name__)
+
+GalleryLike = str | os.PathLike | Gallery
+
+
+class Engine:
+    """Face recognition with one profile, one detector and one decision threshold.
+
+    ``fmr`` picks the calibrated threshold (false-match rate on impostor pairs); ``threshold``
+    overrides it with an explicit cosine similarity.
+    """
+
+    def __init__(
+        self,
+        profile: str | Profile = DEFAULT_PROFILE,
+        *,
+        detector: str = "yunet",
+        fmr: float = DEFAULT_FMR,
+        threshold: float | None = None,
+        gate: QualityGate | None = None,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+    ) -> None:
+        self.profile = profile if isinstance(profile, Profile) else get_profile(profile)
+        self.detector_name = detector
+        self.fmr = fmr
+        self.threshold = threshold if threshold is not None else self.profile.threshold(fmr)
+        self.gate = gate or QualityGate()
+        self.max_pixels = max_pixels
+        self._finder: FaceFinder | None = None
+        self._recognizer: Recognizer | None = None
+
+    @property
+    def model_id(self) -> str:
+        """The id every template of this engine is tagged with."""
+        return self.profile.model_id
+
+    @property
+    def finder(self) -> FaceFinder:
+        """The detector with its quality gate (loaded on first use)."""
+        if self._finder is None:
+            self._finder = FaceFinder(registry.load_detector(self.detector_name), self.gate)
+        return self._finder
+
+    @property
+    def recognizer(self) -> Recognizer:
+        """The profile's embedders (loaded on first use)."""
+        if self._recognizer is None:
+            embedders = [registry.load_embedder(p.model) for p in self.profile.parts]
+            self._recognizer = Recognizer(self.model_id, self.profile.parts, embedders, self.profile.flip)
+        return self._recognizer
+
+    def load(self, image: ImageInput) -> np.ndarray:
+        """The image as RGB uint8, with this engine's size limit."""
+        return load_image(image, max_pixels=self.max_pixels)
+
+    def detect(self, image: ImageInput, *, usable_only: bool = False) -> list[Face]:
+        """Every face in ``image``, largest first, each with its quality score and reasons."""
+        return self.finder.find(self.load(image), usable_only=usable_only)
+
+    def single_face(self, image: ImageInput, *, largest: bool = False) -> Face:
+        """The one usable face in ``image``.
+
+        Raises NoFaceError when there is none (saying why detected faces were rejected), and
+        MultipleFacesError when there are several, unless ``largest`` picks the biggest.
+        """
+        faces = self.detect(image)
+        usable = [f for f in faces if self.gate.passes(f)]
+        label = describe_source(image)
+        if not usable:
+            if faces:
+                reasons = ", ".join(sorted({r for f in faces for r in f.quality_reasons})) or "low quality"
+                raise NoFaceError(f"{label}: {len(faces)} face(s) found, none usable ({reasons})")
+            raise NoFaceError(f"{label}: no face found")
+        if len(usable) > 1 and not largest:
+            raise MultipleFacesError(f"{label}: {len(usable)} faces found where one is required")
+        return usable[0]
+
+    def embed_faces(self, faces: Sequence[Face]) -> list[Template]:
+        """One template per face."""
+        return self.recognizer.embed(faces)
+
+    def embed(self, subject: ImageInput | Face, *, largest: bool = False) -> Template:
+        """The template of a face, or of the single face in an image."""
+        face = subject if isinstance(subject, Face) else self.single_face(subject, largest=largest)
+        return self.embed_faces([face])[0]
+
+    def compare(self, a: Template, b: Template) -> float:
+        """Cosine similarity of two templates of this engine's model."""
+        for t in (a, b):
+            if t.model != self.model_id:
+                raise ModelMismatchError(f"template of model '{t.model}' given to engine of model '{self.model_id}'")
+        return float(np.dot(a.vector, b.vector))
+
+    def verify(
+        self, a: ImageInput | Face | Template, b: ImageInput | Face | Template, *, largest: bool = False
+    ) -> Verification:
+        """Are ``a`` and ``b`` the same person? Each may be an image (one face), a Face or a Template."""
+        ta, tb = (x if isinstance(x, Template) else self.embed(x, largest=largest) for x in (a, b))
+        similarity = self.compare(ta, tb)
+        return Verification(
+            similarity=similarity,
+            is_match=similarity >= self.threshold,
+            threshold=self.threshold,
+            fmr=self.fmr,
+            model=self.model_id,
+        )
+
+    def open_gallery(self, gallery: GalleryLike, *, create: bool = True) -> Gallery:
+        """A gallery bound to this engine's model (created when missing and ``create``)."""
+        if isinstance(gallery, Gallery):
+            if gallery.model != self.model_id:
+                raise ModelMismatchError(
+                    f"gallery {gallery.path} was built with model '{gallery.model}', "
+                    f"this engine uses '{self.model_id}'"
+                )
+            return gallery
+        if create:
+            return Gallery(gallery, model=self.model_id, dim=self.recognizer.dim or None)
+        return Gallery(gallery, model=self.model_id)
+
+    def enrolment_items(self, images: Iterable[ImageInput], *, largest: bool = False) -> list[EnrolmentItem]:
+        """Templates, with source and box, for the one face in each image; any failure raises."""
+        items = []
+        for image in images:
+            face = self.single_face(image, largest=largest)
+            template = self.embed_faces([face])[0]
+            items.append(
+                EnrolmentItem(template=template, source=describe_source(image), box=face.box.as_list(),
+                              quality=face.quality)
+            )
+        return items
+
+    def enroll(
+        self,
+        person: str,
+        images: Iterable[ImageInput],
+        gallery: GalleryLike,
+        *,
+        metadata: dict | None = None,
+        largest: bool = False,
+    ) -> PersonRecord:
+        """Enrol ``person`` from ``images`` (one face each) in one transaction.
+
+        Every image is processed before anything is written: a bad image raises its documented
+        error and leaves the gallery exactly as it was.
+        """
+        return self.enroll_items(person, self.enrolment_items(images, largest=largest), gallery,
+                                 metadata=metadata)
+
+    def enroll_items(
+        self, person: str, items: Sequence[EnrolmentItem], gallery: GalleryLike, *, metadata: dict | None = None
+    ) -> PersonRecord:
+        """Write already-computed enrolment items for ``person`` in one transaction."""
+        store = self.open_gallery(gallery)
+        try:
+            return store.enroll(person, items, metadata=metadata)
+        finally:
+            if store is not gallery:
+                store.close()
+
+    def identify(
+        self, image: ImageInput, gallery: GalleryLike, *, k: int = 5
+    ) -> list[Identification]:
+        """For every usable face in ``image``: the top ``k`` enrolled people, or unknown."""
+        faces = self.detect(image, usable_only=True)
+        store = self.open_gallery(gallery, create=False)
+        try:
+            templates = self.embed_faces(faces)
+            if not templates:
+                return []
+            ranked = store.search_many(np.stack([t.vector for t in templates]), k=k)
+        finally:
+            if store is not gallery:
+                store.close()
+        return [
+            Identification(face=face, candidates=cands, threshold=self.threshold, fmr=self.fmr)
+            for face, cands in zip(faces, ranked, strict=True)
+        ]
+

@@ -1,0 +1,1 @@
+"""Verification metrics, LFW pair-file handling and ROC/DET plots for evaluating faceprint."""

@@ -1,0 +1,88 @@
+"""The quality gate: is a detected face good enough to make a template from?
+
+Each face gets a score in [0, 1], the product of four factors, and the names of the factors that
+pulled it down:
+
+- ``small``: the box's shorter side below ``good_size`` pixels (0 at ``min_size``);
+- ``blurry``: little high-frequency energy (variance of the Laplacian of the eye-and-nose region);
+- ``profile``: the nose far from the eyes' midline, a proxy for yaw (0 at a full profile);
+- ``uncertain``: a low detector score.
+
+Faces below ``min_quality`` are dropped before alignment. The defaults keep every usable LFW face
+and drop tiny, smeared or side-on detections that make unreliable templates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import cv2
+import numpy as np
+
+from .align import ARCFACE_112, align_face
+from .types import Face
+
+
+def _ramp(value: float, low: float, high: float) -> float:
+    """0 at ``low``, 1 at ``high``, linear between, clipped."""
+    if high <= low:
+        return 1.0
+    return float(np.clip((value - low) / (high - low), 0.0, 1.0))
+
+
+@dataclass(frozen=True)
+class QualityGate:
+    """Scores faces and keeps those at or above ``min_quality``."""
+
+    min_quality: float = 0.25
+    min_size: float = 16.0
+    good_size: float = 40.0
+    blur_low: float = 10.0
+    blur_high: float = 80.0
+    max_yaw_ratio: float = 0.9
+    min_score: float = 0.5
+
+    def factors(self, face: Face) -> dict[str, float]:
+        """The four quality factors of ``face``, each in [0, 1]."""
+        size = min(face.box.width, face.box.height)
+        factors = {
+            "small": _ramp(size, self.min_size, self.good_size),
+            "uncertain": _ramp(face.score, self.min_score * 0.8, self.min_score + 0.2),
+            "profile": 1.0 - _ramp(yaw_ratio(face.landmarks), self.max_yaw_ratio * 0.5, self.max_yaw_ratio),
+            "blurry": 1.0,
+        }
+        if face.image is not None:
+            factors["blurry"] = _ramp(sharpness(face), self.blur_low, self.blur_high)
+        return factors
+
+    def assess(self, face: Face) -> Face:
+        """A copy of ``face`` with ``quality`` and ``quality_reasons`` filled in."""
+        factors = self.factors(face)
+        quality = float(np.prod(list(factors.values())))
+        reasons = tuple(name for name, value in factors.items() if value < 0.75)
+        return replace(face, quality=quality, quality_reasons=reasons)
+
+    def passes(self, face: Face) -> bool:
+        """True when an assessed face reaches ``min_quality``."""
+        return face.quality >= self.min_quality
+
+
+def yaw_ratio(landmarks: np.ndarray) -> float:
+    """Horizontal offset of the nose from the eyes' midpoint, over half the eye distance.
+
+    0 for a frontal face, about 1 when the nose reaches the line through one eye.
+    """
+    right_eye, left_eye, nose = (np.asarray(p, np.float64) for p in landmarks[:3])
+    axis = left_eye - right_eye
+    half = np.linalg.norm(axis) / 2.0
+    if half < 1e-6:
+        return 1.0
+    offset = np.dot(nose - (right_eye + left_eye) / 2.0, axis / (2.0 * half))
+    return float(abs(offset) / half)
+
+
+def sharpness(face: Face) -> float:
+    """Variance of the Laplacian over the central part of the face's 112x112 aligned crop."""
+    crop = align_face(face.image, face.landmarks, ARCFACE_112, (112, 112))
+    grey = cv2.cvtColor(crop[28:100, 24:88], cv2.COLOR_RGB2GRAY)
+    return float(cv2.Laplacian(grey, cv2.CV_64F).var())
