@@ -44,12 +44,6 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return matrix
 
 
-def scaled_template(template: np.ndarray, size: tuple[int, int], scale: float) -> np.ndarray:
-    """``template`` (for a crop of ``size``) zoomed by ``scale`` about the crop centre."""
-    centre = np.array([size[0] / 2.0, size[1] / 2.0], dtype=np.float32)
-    return ((np.asarray(template, np.float32) - centre) * scale + centre).astype(np.float32)
-
-
 def align_face(
     image: np.ndarray, landmarks: np.ndarray, template: np.ndarray, size: tuple[int, int]
 ) -> np.ndarray:

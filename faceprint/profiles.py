@@ -9,6 +9,7 @@ figures stay unbiased.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import dataclass, field
@@ -71,6 +72,7 @@ class Profile:
         }
 
 
+@functools.lru_cache(maxsize=1)
 def _calibration() -> dict:
     text = resources.files("faceprint").joinpath("calibration.json").read_text()
     return json.loads(text)
@@ -79,10 +81,13 @@ def _calibration() -> dict:
 def _builtin(name: str, parts: tuple[FusionPart, ...], flip: bool, description: str) -> Profile:
     model_id = f"faceprint-{name}-v1"
     entry = _calibration().get(model_id, {})
+    weights = entry.get("weights", {})
     return Profile(
         name=name,
         model_id=model_id,
-        parts=parts,
+        parts=tuple(
+            FusionPart(p.model, w) for p in parts if (w := float(weights.get(p.model, p.weight))) > 0
+        ),
         flip=flip,
         thresholds={float(k): float(v) for k, v in entry.get("thresholds", {}).items()},
         calibrated_on=entry.get("calibrated_on", ""),
@@ -90,7 +95,8 @@ def _builtin(name: str, parts: tuple[FusionPart, ...], flip: bool, description: 
     )
 
 
-# Fusion weights chosen on LFW View 1 DevTrain (scripts/calibrate.py prints how).
+# Embedders of each built-in profile. The "accurate" fusion weights given here are overridden by
+# the ones scripts/calibrate.py chose on LFW View 1 DevTrain and wrote to calibration.json.
 _BUILTIN_PARTS: dict[str, tuple[tuple[FusionPart, ...], bool, str]] = {
     "accurate": (
         (FusionPart("sface", 0.5), FusionPart("facenet", 0.25), FusionPart("dlib", 0.25)),

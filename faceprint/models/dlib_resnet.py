@@ -38,7 +38,7 @@ class DlibResNetEmbedder(Embedder):
     crop_size = (150, 150)
     template = DLIB_150
 
-    def __init__(self, threads: int | None = None) -> None:
+    def __init__(self) -> None:
         try:
             import dlib
         except ImportError as exc:  # pragma: no cover - depends on the install

