@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -200,17 +201,29 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
     from .profiles import DEFAULT_FMR, DEFAULT_PROFILE
 
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--model", default=DEFAULT_PROFILE,
-                        help=f"recognition profile (default {DEFAULT_PROFILE}; see 'faceprint models')")
-    common.add_argument("--model-config", help="JSON file registering your own ONNX embedder(s)")
-    common.add_argument("--fmr", type=float, default=DEFAULT_FMR, help="target false-match rate (default 1e-3)")
-    common.add_argument("--threshold", type=float, help="explicit cosine threshold (overrides --fmr)")
-    common.add_argument("--json", action="store_true", help="print JSON instead of tables")
-    common.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    def shared_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
+        # Accepted before or after the subcommand; after it, only what is given overrides.
+        def default(value: object) -> object:
+            return argparse.SUPPRESS if suppress else value
 
+        parser.add_argument("--model", default=default(DEFAULT_PROFILE),
+                            help=f"recognition profile (default {DEFAULT_PROFILE}; see 'faceprint models')")
+        parser.add_argument("--model-config", default=default(None),
+                            help="JSON file registering your own ONNX embedder(s)")
+        parser.add_argument("--fmr", type=float, default=default(DEFAULT_FMR),
+                            help="target false-match rate (default 1e-3)")
+        parser.add_argument("--threshold", type=float, default=default(None),
+                            help="explicit cosine threshold (overrides --fmr)")
+        parser.add_argument("--json", action="store_true", default=default(False),
+                            help="print JSON instead of tables")
+        parser.add_argument("-v", "--verbose", action="store_true", default=default(False),
+                            help="log progress details")
+
+    common = argparse.ArgumentParser(add_help=False)
+    shared_options(common, suppress=True)
     parser = argparse.ArgumentParser(prog="faceprint", description="Offline face recognition.")
     parser.add_argument("--version", action="version", version=f"faceprint {__version__}")
+    shared_options(parser, suppress=False)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("detect", parents=[common], help="find faces in an image")
@@ -266,6 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``faceprint`` command."""
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # before cv2 loads: no backend chatter
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,

@@ -10,6 +10,7 @@ figures stay unbiased.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import math
 from dataclasses import dataclass, field
@@ -58,6 +59,12 @@ class Profile:
                 w = (math.log(fmr) - math.log(f0)) / (math.log(f1) - math.log(f0))
                 return t0 + w * (t1 - t0)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    @property
+    def fingerprint(self) -> str:
+        """A short hash of what shapes the templates (embedders, weights, flip): not thresholds."""
+        recipe = json.dumps([self.model_id, [(p.model, round(p.weight, 6)) for p in self.parts], self.flip])
+        return hashlib.sha1(recipe.encode()).hexdigest()[:10]
 
     def to_dict(self) -> dict:
         """A JSON-ready description."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -37,20 +38,27 @@ DEFAULT_CACHE = Path.home() / ".cache" / "faceprint" / "templates"
 
 
 class TemplateCache:
-    """Templates of one model for one image folder, in one ``.npz`` file keyed by relative path.
+    """Templates of one recipe (``key``) for one image folder, in one ``.npz`` file keyed by relative path.
 
     An entry is reused only while the image file's size and modification time are unchanged.
     """
 
-    def __init__(self, directory: Path, model_id: str, images_root: Path, enabled: bool = True) -> None:
+    def __init__(self, directory: Path, key: str, images_root: Path, enabled: bool = True) -> None:
         digest = hashlib.sha1(str(images_root.resolve()).encode()).hexdigest()[:12]
-        self.path = directory / f"{model_id}-{digest}.npz"
+        self.path = directory / f"{key}-{digest}.npz"
         self.enabled = enabled
         self.entries: dict[str, tuple[str, np.ndarray, str]] = {}
-        if enabled and self.path.is_file():
-            with np.load(self.path, allow_pickle=False) as data:
-                for key, stamp, vec, how in zip(data["keys"], data["stamps"], data["vectors"], data["how"]):
-                    self.entries[str(key)] = (str(stamp), vec, str(how))
+        if enabled:
+            self.entries = self._read()
+
+    def _read(self) -> dict[str, tuple[str, np.ndarray, str]]:
+        if not self.path.is_file():
+            return {}
+        with np.load(self.path, allow_pickle=False) as data:
+            return {
+                str(key): (str(stamp), vec, str(how))
+                for key, stamp, vec, how in zip(data["keys"], data["stamps"], data["vectors"], data["how"])
+            }
 
     @staticmethod
     def stamp(path: Path) -> str:
@@ -70,12 +78,13 @@ class TemplateCache:
         self.entries[key] = (self.stamp(path), vector, how)
 
     def save(self) -> None:
-        """Write the cache file (atomically)."""
+        """Write the cache file atomically, keeping entries another process saved meanwhile."""
         if not self.enabled or not self.entries:
             return
+        self.entries = {**self._read(), **self.entries}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         keys = sorted(self.entries)
-        tmp = self.path.with_suffix(".tmp.npz")
+        tmp = self.path.with_name(f"{self.path.stem}.{os.getpid()}.tmp.npz")
         np.savez(
             tmp,
             keys=np.array(keys),
@@ -105,7 +114,7 @@ def lfw_templates(
     cache_dir: Path = DEFAULT_CACHE,
 ) -> tuple[dict[str, np.ndarray], dict[str, int]]:
     """Templates for every relative image path in ``names`` and a count of how faces were found."""
-    store = TemplateCache(cache_dir, engine.model_id, images_root, enabled=cache)
+    store = TemplateCache(cache_dir, f"{engine.model_id}-{engine.profile.fingerprint}", images_root, enabled=cache)
     fallback = YuNetDetector(score_threshold=0.3)
     templates: dict[str, np.ndarray] = {}
     how_counts: dict[str, int] = {}
