@@ -216,9 +216,6 @@ def test_enroll_bad_image_without_skip_bad_writes_nothing(capsys, data_dir, tmp_
     assert not gallery.exists() or gallery.stat().st_size == 0
 
 
-@pytest.mark.xfail(raises=AssertionError, strict=False,
-                   reason="common options (--model, --model-config, --threshold) are accepted only after the "
-                          "subcommand: 'faceprint --model fast detect IMG' is an argparse error")
 def test_common_options_before_subcommand(capsys, data_dir):
     code, out, err = run(capsys, "--model", "fast", "--json", "detect", data_dir / "video/obama.jpg")
     assert code == 0, err
@@ -240,9 +237,6 @@ def test_console_script(data_dir, tmp_path):
     assert_one_line_error(proc.stderr)
 
 
-@pytest.mark.xfail(raises=AssertionError, strict=False,
-                   reason="OpenCV prints '[ WARN:0@...] setPreferableTarget ...' to stderr when YuNet/SFace load, "
-                          "so an error after model loading is not a one-line stderr in a real shell")
 def test_console_script_error_after_model_load_is_one_line(data_dir, tmp_path):
     script = console_script()
     gallery = tmp_path / "g.db"
