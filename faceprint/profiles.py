@@ -106,9 +106,9 @@ def _builtin(name: str, parts: tuple[FusionPart, ...], flip: bool, description: 
 # the ones scripts/calibrate.py chose on LFW View 1 DevTrain and wrote to calibration.json.
 _BUILTIN_PARTS: dict[str, tuple[tuple[FusionPart, ...], bool, str]] = {
     "accurate": (
-        (FusionPart("sface", 0.5), FusionPart("facenet", 0.25), FusionPart("dlib", 0.25)),
+        (FusionPart("sface", 0.5), FusionPart("dlib", 0.5)),
         True,
-        "YuNet + SFace, FaceNet and dlib ResNet with flip, fused at score level (default)",
+        "YuNet + SFace and dlib ResNet with flip, fused at score level (default)",
     ),
     "fast": ((FusionPart("sface", 1.0),), False, "YuNet + SFace, single pass"),
     "sface": ((FusionPart("sface", 1.0),), True, "YuNet + SFace with flip"),

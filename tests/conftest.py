@@ -40,21 +40,3 @@ def engine(data_dir):
     from faceprint import Engine
 
     return Engine("accurate")
-
-
-def _expect_calibrated(engine, ok: bool, message: str) -> None:
-    if not ok and engine.profile.calibrated_on == "provisional":
-        pytest.xfail(f"pending calibration (threshold {engine.threshold:.4f} of profile "
-                     f"'{engine.profile.name}' is provisional): {message}")
-    assert ok, message
-
-
-@pytest.fixture(scope="session")
-def expect_calibrated():
-    """``expect_calibrated(engine, ok, message)``: assert ``ok``, or xfail while thresholds are provisional.
-
-    ``faceprint/calibration.json`` holds provisional thresholds until ``scripts/calibrate.py``
-    is run; an assertion that depends on the threshold being right becomes strict as soon as the
-    profile's ``calibrated_on`` is no longer "provisional".
-    """
-    return _expect_calibrated
