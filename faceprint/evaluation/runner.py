@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -109,13 +110,19 @@ def lfw_face(engine: Engine, image: np.ndarray, fallback: YuNetDetector) -> tupl
     return replace(Face(box=box, landmarks=landmarks, score=0.0), image=image), "assumed-centre"
 
 
-def lfw_templates(
-    engine: Engine, images_root: Path, names: list[str], *, progress: bool = True, cache: bool = True,
-    cache_dir: Path = DEFAULT_CACHE,
+def cached_templates(
+    store: TemplateCache,
+    images_root: Path,
+    names: list[str],
+    compute: Callable[[Path], tuple[np.ndarray, str]],
+    *,
+    progress: bool = True,
+    desc: str = "templates",
 ) -> tuple[dict[str, np.ndarray], dict[str, int]]:
-    """Templates for every relative image path in ``names`` and a count of how faces were found."""
-    store = TemplateCache(cache_dir, f"{engine.model_id}-{engine.profile.fingerprint}", images_root, enabled=cache)
-    fallback = YuNetDetector(score_threshold=0.3)
+    """``compute(path) -> (vector, how)`` for every name not in ``store``; saves as it goes.
+
+    Returns every name's vector and a count of each ``how`` (how the face was found).
+    """
     templates: dict[str, np.ndarray] = {}
     how_counts: dict[str, int] = {}
     todo = []
@@ -126,12 +133,11 @@ def lfw_templates(
         else:
             templates[name] = hit[0]
             how_counts[hit[1]] = how_counts.get(hit[1], 0) + 1
-    log.info("%d templates cached, %d to compute", len(templates), len(todo))
+    log.info("%s: %d cached, %d to compute", desc, len(templates), len(todo))
     try:
-        for i, name in enumerate(tqdm(todo, desc="templates", unit="img", disable=not progress)):
+        for i, name in enumerate(tqdm(todo, desc=desc, unit="img", disable=not progress)):
             path = images_root / name
-            face, how = lfw_face(engine, engine.load(path), fallback)
-            vector = engine.embed_faces([face])[0].vector
+            vector, how = compute(path)
             templates[name] = vector
             store.put(name, path, vector, how)
             how_counts[how] = how_counts.get(how, 0) + 1
@@ -140,6 +146,21 @@ def lfw_templates(
     finally:
         store.save()
     return templates, how_counts
+
+
+def lfw_templates(
+    engine: Engine, images_root: Path, names: list[str], *, progress: bool = True, cache: bool = True,
+    cache_dir: Path = DEFAULT_CACHE,
+) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+    """Templates for every relative image path in ``names`` and a count of how faces were found."""
+    store = TemplateCache(cache_dir, f"{engine.model_id}-{engine.profile.fingerprint}", images_root, enabled=cache)
+    fallback = YuNetDetector(score_threshold=0.3)
+
+    def compute(path: Path) -> tuple[np.ndarray, str]:
+        face, how = lfw_face(engine, engine.load(path), fallback)
+        return engine.embed_faces([face])[0].vector, how
+
+    return cached_templates(store, images_root, names, compute, progress=progress)
 
 
 def run_lfw(
