@@ -89,15 +89,16 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     """Enrol one person from images, or every person of a folder-per-person tree."""
     from tqdm import tqdm
 
-    engine = _engine(args)
     if args.tree:
-        people = _people_from_tree(Path(args.tree))
-        if not people:
-            raise FaceprintError(f"{args.tree}: no person folders with images found")
-    else:
-        if not args.person or not args.images:
-            raise FaceprintError("give --person NAME and images, or --tree DIR")
-        people = [(args.person, [Path(p) for p in args.images])]
+        return _enroll_tree(args)
+    engine = _engine(args)
+    if args.min_quality is not None:
+        from .quality import QualityGate
+
+        engine.gate = QualityGate(min_quality=args.min_quality)
+    if not args.person or not args.images:
+        raise FaceprintError("give --person NAME and images, or --tree DIR")
+    people = [(args.person, [Path(p) for p in args.images])]
     total = sum(len(images) for _, images in people)
     enrolled, skipped = [], []
     with tqdm(total=total, desc="enrolling", unit="img", disable=args.json or not sys.stderr.isatty()) as bar:
@@ -121,6 +122,37 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     text += f"\ngallery: {args.gallery} (model {engine.model_id})"
     _emit(args, {"gallery": str(args.gallery), "enrolled": enrolled, "skipped": skipped}, text)
     return 0 if enrolled else 2
+
+
+def _enroll_tree(args: argparse.Namespace) -> int:
+    """``enroll --tree``: multi-process, resumable batch enrolment (see :mod:`faceprint.batch`)."""
+    from .batch import SKIP_REASONS, enrol_tree
+    from .models.onnx_embedder import read_specs
+    from .profiles import register_onnx
+
+    for spec in read_specs(args.model_config) if args.model_config else []:
+        register_onnx(spec)
+    if args.workers is not None and args.workers < 1:
+        raise FaceprintError(f"--workers must be at least 1, got {args.workers}")
+    progress = not args.json and (args.progress or sys.stderr.isatty())
+    summary = enrol_tree(args.tree, args.gallery, profile=args.model, workers=args.workers,
+                         largest=args.largest, min_quality=args.min_quality,
+                         model_config=args.model_config, progress=progress)
+    data = summary.to_dict()
+    rows = [(e["person"], e["faces_added"], e["faces_total"]) for e in data["enrolled"]]
+    text = _table(rows, ["person", "faces added", "faces in gallery"]) if rows else "nothing new enrolled"
+    text += f"\nenrolled {data['enrolled_people']} people, {data['enrolled_faces']} faces from {data['images']} images"
+    counts = data["skipped_counts"]
+    if counts:
+        text += "\n\nskipped images by reason:\n" + _table([(r, counts[r]) for r in SKIP_REASONS if r in counts],
+                                                          ["reason", "images"])
+    if summary.skipped:
+        text += "\n\nskipped:\n" + "\n".join(f"  [{s['reason']}] {s['image']}: {s['detail']}"
+                                              for s in summary.skipped)
+    text += (f"\n\n{data['processed']} image(s) processed by {data['workers']} worker(s) in {data['elapsed_s']:.1f} s"
+             f" ({data['images_per_s']:.1f} images/s)\ngallery: {args.gallery} (model {data['model']})")
+    _emit(args, data, text)
+    return 0 if summary.enrolled_faces or counts.get("already enrolled") else 2
 
 
 def cmd_identify(args: argparse.Namespace) -> int:
@@ -148,9 +180,9 @@ def cmd_identify(args: argparse.Namespace) -> int:
 
 def cmd_people(args: argparse.Namespace) -> int:
     """List the people in a gallery."""
-    from .gallery import Gallery
+    from .gallery import open_gallery
 
-    with Gallery(args.gallery) as gallery:
+    with open_gallery(args.gallery) as gallery:
         persons = gallery.persons()
         model = gallery.model
     rows = [(p.name, p.face_count, p.created_at) for p in persons]
@@ -161,9 +193,9 @@ def cmd_people(args: argparse.Namespace) -> int:
 
 def cmd_delete(args: argparse.Namespace) -> int:
     """Delete a person and all their templates from a gallery."""
-    from .gallery import Gallery
+    from .gallery import open_gallery
 
-    with Gallery(args.gallery) as gallery:
+    with open_gallery(args.gallery) as gallery:
         removed = gallery.delete_person(args.person)
     _emit(args, {"deleted": args.person, "faces_removed": removed},
           f"deleted {args.person}: {removed} template(s) removed")
@@ -194,6 +226,31 @@ def cmd_eval_lfw(args: argparse.Namespace) -> int:
     report = run_lfw(engine, Path(args.images), Path(args.pairs), Path(args.out),
                      progress=not args.json, cache=not args.no_cache)
     _emit(args, report, "\n".join(report["summary_lines"]))
+    return 0
+
+
+def _counts(text: str) -> list[int]:
+    """``"0,1000,1e4"`` -> ``[0, 1000, 10000]`` (for ``--distractors``)."""
+    try:
+        values = [int(float(v)) for v in text.split(",") if v.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected comma-separated counts, got {text!r}") from exc
+    if not values or any(v < 0 for v in values):
+        raise argparse.ArgumentTypeError(f"expected counts >= 0, got {text!r}")
+    return values
+
+
+def cmd_eval_identify(args: argparse.Namespace) -> int:
+    """Run the open-set 1:N identification protocol and write the report, DET plot and JSON."""
+    from .evaluation.identification import run_identify
+
+    engine = _engine(args)
+    report = run_identify(engine, Path(args.images), Path(args.out), max_people=args.max_people,
+                          distractors=args.distractors,
+                          distractor_images=Path(args.distractor_images) if args.distractor_images else None,
+                          seed=args.seed, progress=not args.json, cache=not args.no_cache)
+    lines = report.summary_lines() + [f"plot: {report.plot}; figures: {Path(args.out) / 'report.json'}"]
+    _emit(args, report.to_dict(), "\n".join(lines))
     return 0
 
 
@@ -244,7 +301,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tree", help="folder with one sub-folder of images per person")
     p.add_argument("--largest", action="store_true", help="use the largest face when there are several")
     p.add_argument("--skip-bad", action="store_true",
-                   help="skip images without exactly one usable face (listed at the end) instead of stopping")
+                   help="skip images without exactly one usable face (listed at the end) instead of stopping; "
+                        "with --tree bad images are always skipped and reported by reason")
+    p.add_argument("--workers", type=int, default=None,
+                   help="--tree: worker processes (default: CPU cores, at most one per image)")
+    p.add_argument("--min-quality", type=float, default=None,
+                   help="quality gate: minimum face quality in [0, 1] (default 0.25)")
+    p.add_argument("--progress", action="store_true",
+                   help="--tree: show the progress bar even when stderr is not a terminal (never with --json)")
     p.set_defaults(func=cmd_enroll)
 
     p = sub.add_parser("identify", parents=[common], help="name every face in an image")
@@ -274,6 +338,18 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", default="out/lfw", help="folder for report.json and roc.png (default out/lfw)")
     e.add_argument("--no-cache", action="store_true", help="recompute every template")
     e.set_defaults(func=cmd_eval_lfw)
+    e = esub.add_parser("identify", parents=[common],
+                        help="open-set 1:N identification (CMC, FNIR @ FPIR, DET) on an LFW-layout folder")
+    e.add_argument("--images", required=True, help="LFW-layout folder: NAME/NAME_0001.jpg")
+    e.add_argument("--max-people", type=int, default=None, help="seeded random subset of people (quick runs)")
+    e.add_argument("--distractors", type=_counts, default=[0],
+                   help="extra non-mate gallery sizes, e.g. 0,1000,10000,100000 (default 0)")
+    e.add_argument("--distractor-images",
+                   help="folder of face images used first as distractors (largest face); the rest are synthetic")
+    e.add_argument("--seed", type=int, default=0, help="seed for --max-people and synthetic distractors")
+    e.add_argument("--out", default="out/eval-identify", help="folder for report.json and det.png")
+    e.add_argument("--no-cache", action="store_true", help="recompute every template")
+    e.set_defaults(func=cmd_eval_identify)
     return parser
 
 

@@ -20,7 +20,7 @@ import numpy as np
 from .detection import FaceFinder
 from .embedding import Recognizer
 from .errors import ModelMismatchError, MultipleFacesError, NoFaceError
-from .gallery import EnrolmentItem, Gallery, PersonRecord
+from .gallery import EnrolmentItem, Gallery, GalleryStore, PersonRecord, open_gallery
 from .image_io import DEFAULT_MAX_PIXELS, ImageInput, describe_source, load_image
 from .models import registry
 from .profiles import DEFAULT_FMR, DEFAULT_PROFILE, Profile
@@ -30,7 +30,7 @@ from .types import Face, Identification, Template, Verification
 
 log = logging.getLogger(__name__)
 
-GalleryLike = str | os.PathLike | Gallery
+GalleryLike = str | os.PathLike | Gallery | GalleryStore  # a path, a postgresql:// URL, or an open store
 
 
 class Engine:
@@ -135,9 +135,12 @@ class Engine:
             model=self.model_id,
         )
 
-    def open_gallery(self, gallery: GalleryLike, *, create: bool = True) -> Gallery:
-        """A gallery bound to this engine's model (created when missing and ``create``)."""
-        if isinstance(gallery, Gallery):
+    def open_gallery(self, gallery: GalleryLike, *, create: bool = True) -> GalleryStore:
+        """A gallery bound to this engine's model (created when missing and ``create``).
+
+        ``gallery`` is an open store, a SQLite file path, or a ``postgresql://`` URL.
+        """
+        if isinstance(gallery, (Gallery, GalleryStore)):
             if gallery.model != self.model_id:
                 raise ModelMismatchError(
                     f"gallery {gallery.path} was built with model '{gallery.model}', "
@@ -145,8 +148,8 @@ class Engine:
                 )
             return gallery
         if create:
-            return Gallery(gallery, model=self.model_id, dim=self.recognizer.dim or None)
-        return Gallery(gallery, model=self.model_id)
+            return open_gallery(gallery, model=self.model_id, dim=self.recognizer.dim or None)
+        return open_gallery(gallery, model=self.model_id)
 
     def enrolment_items(self, images: Iterable[ImageInput], *, largest: bool = False) -> list[EnrolmentItem]:
         """Templates, with source and box, for the one face in each image; any failure raises."""

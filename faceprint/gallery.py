@@ -22,6 +22,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from faceprint import index as search_index
 from faceprint.errors import GalleryError, ModelMismatchError, PersonNotFoundError
 from faceprint.types import Candidate, Template
 
@@ -96,14 +97,24 @@ class Gallery:
     or call :meth:`close`.
     """
 
-    def __init__(self, path: str | os.PathLike, model: str | None = None, dim: int | None = None):
+    def __init__(self, path: str | os.PathLike, model: str | None = None, dim: int | None = None,
+                 approximate_from: int | None = None):
         """Open the gallery at ``path``, creating it when it does not exist.
 
         Creating needs ``model`` and ``dim``. Opening an existing gallery with a ``model`` (or
         ``dim``) other than the stored one raises :class:`ModelMismatchError`; a file that is not
-        a gallery raises :class:`GalleryError`.
+        a gallery raises :class:`GalleryError`. From ``approximate_from`` templates on (default
+        :data:`faceprint.index.APPROXIMATE_FROM`) search uses an HNSW index kept in
+        ``<path>.index``; below it, exact search.
         """
         self.path = os.fspath(path)
+        self.index_path = self.path + ".index"
+        self._approximate_from = int(search_index.APPROXIMATE_FROM if approximate_from is None
+                                     else approximate_from)
+        self._index = None  # ExactIndex or ApproximateIndex, valid for the cache key _index_key
+        self._index_key = None
+        self._index_lookup = None  # (face ids sorted, their person ids) for the cached matrix
+        self._index_dirty = False  # approximate index changed since it was last saved
         self._lock = threading.RLock()
         self._version = 0  # bumped on every write by this object; invalidates the matrix cache
         self._cache: tuple | None = None
@@ -240,13 +251,16 @@ class Gallery:
             (person_id, vec.tobytes(), item.source, box, quality, now))
         return int(cur.lastrowid)
 
-    def _enroll_one(self, conn, person: str, items: Sequence[EnrolmentItem], metadata: dict | None) -> int:
+    def _enroll_one(self, conn, person: str, items: Sequence[EnrolmentItem], metadata: dict | None,
+                    added: list | None = None) -> int:
         if not items:
             raise GalleryError(f"nothing to enrol for {person!r}")
         now = _now()
         pid = self._ensure_person(conn, person, metadata, now)
         for item in items:
-            self._insert_face(conn, pid, item, now)
+            fid = self._insert_face(conn, pid, item, now)
+            if added is not None:
+                added.append((fid, np.asarray(item.template.vector, dtype=np.float32)))
         return pid
 
     def _checkpoint(self) -> None:
@@ -262,18 +276,26 @@ class Gallery:
 
         All in one transaction: on any error nothing is written and the error is re-raised.
         """
+        added: list = []
         with self._transaction() as conn:
-            pid = self._enroll_one(conn, person, items, metadata)
+            before = self._index_stamp_before(conn)
+            pid = self._enroll_one(conn, person, items, metadata, added)
             record = _person(conn.execute(_PERSON_SQL + " WHERE p.id = ?", (pid,)).fetchone())
+            after = self._db_stamp(conn) if before is not None else None
+        self._index_update(before, after, added=added)
         log.info("enrolled %d face(s) for %r", len(items), person)
         return record
 
     def enroll_many(self, batch: Sequence[tuple[str, Sequence[EnrolmentItem]]]) -> list[PersonRecord]:
         """Enrol several ``(person, items)`` pairs in one transaction: all or nothing."""
+        added: list = []
         with self._transaction() as conn:
-            pids = [self._enroll_one(conn, name, items, None) for name, items in batch]
+            before = self._index_stamp_before(conn)
+            pids = [self._enroll_one(conn, name, items, None, added) for name, items in batch]
             records = [_person(conn.execute(_PERSON_SQL + " WHERE p.id = ?", (pid,)).fetchone())
                        for pid in pids]
+            after = self._db_stamp(conn) if before is not None else None
+        self._index_update(before, after, added=added)
         log.info("enrolled %d person(s) in one batch", len(batch))
         return records
 
@@ -288,8 +310,12 @@ class Gallery:
                 row = conn.execute("SELECT id FROM persons WHERE name = ?", (person,)).fetchone()
                 if row is None:
                     raise PersonNotFoundError(f"no person named {person!r} in the gallery")
-                n = conn.execute("SELECT COUNT(*) FROM faces WHERE person_id = ?", row).fetchone()[0]
+                before = self._index_stamp_before(conn)
+                gone = [r[0] for r in conn.execute("SELECT id FROM faces WHERE person_id = ?", row)]
+                n = len(gone)
                 conn.execute("DELETE FROM persons WHERE id = ?", row)  # faces go by ON DELETE CASCADE
+                after = self._db_stamp(conn) if before is not None else None
+            self._index_update(before, after, removed=gone)
             self._checkpoint()
         log.info("deleted %r and %d face(s)", person, n)
         return int(n)
@@ -298,9 +324,12 @@ class Gallery:
         """Delete one face template by id. A person left with no faces is kept (with 0 faces)."""
         with self._lock:
             with self._transaction() as conn:
+                before = self._index_stamp_before(conn)
                 cur = conn.execute("DELETE FROM faces WHERE id = ?", (int(face_id),))
                 if cur.rowcount == 0:
                     raise GalleryError(f"no face with id {face_id} in the gallery")
+                after = self._db_stamp(conn) if before is not None else None
+            self._index_update(before, after, removed=[int(face_id)])
             self._checkpoint()
         log.info("deleted face %d", face_id)
 
@@ -369,6 +398,96 @@ class Gallery:
         fids, pids, vecs, _, _ = self._load()
         return fids, pids, vecs
 
+    # -- search index ---------------------------------------------------------------------
+
+    @staticmethod
+    def _db_stamp(conn) -> list:
+        """[face count, max face id, sum of face ids] as the database has them now."""
+        n, top, total = conn.execute("SELECT COUNT(*), COALESCE(MAX(id), 0), COALESCE(SUM(id), 0) FROM faces").fetchone()
+        return [int(n), int(top), int(total)]
+
+    def _index_stamp_before(self, conn) -> list | None:
+        """Inside a write: the stamp before it, when an approximate index is to be kept up to date."""
+        if isinstance(self._index, search_index.ApproximateIndex):
+            return self._db_stamp(conn) + [self._model]
+        return None
+
+    def _index_update(self, before, after, added=(), removed=()) -> None:
+        """After a committed write: apply it to the approximate index, or drop a stale index."""
+        with self._lock:
+            idx = self._index
+            if before is None or not isinstance(idx, search_index.ApproximateIndex):
+                return
+            if list(idx.stamp) != before:  # someone else wrote meanwhile: rebuild lazily
+                self._index = None
+                return
+            if added:
+                idx.add([a[0] for a in added], np.stack([a[1] for a in added]))
+            if removed:
+                idx.remove(removed)
+                if os.path.exists(self.index_path):  # it holds the deleted templates
+                    os.unlink(self.index_path)
+            idx.stamp = after + [self._model]
+            self._index_dirty = True
+
+    def _search_index(self, fids, pids, vecs):
+        """(index, (face ids sorted, their person ids)) for the cached matrix; builds lazily."""
+        with self._lock:
+            key = self._cache[0] if self._cache is not None else None
+            if self._index is not None and self._index_key == key:
+                return self._index, self._index_lookup
+            order = np.argsort(fids, kind="stable")
+            lookup = (fids[order], pids[order])
+            if len(fids) < self._approximate_from:
+                idx = search_index.ExactIndex.from_matrix(fids, vecs)
+            else:
+                stamp = [len(fids), int(fids.max()), int(fids.sum()), self._model]
+                idx = self._index if isinstance(self._index, search_index.ApproximateIndex) else None
+                if idx is None or list(idx.stamp) != stamp:
+                    idx = self._open_index(fids, vecs, stamp)
+            self._index, self._index_key, self._index_lookup = idx, key, lookup
+            return idx, lookup
+
+    def _open_index(self, fids, vecs, stamp) -> "search_index.ApproximateIndex":
+        """The saved index when its stamp matches the gallery; else built afresh and saved."""
+        try:
+            if os.path.exists(self.index_path):
+                idx = search_index.load(self.index_path)
+                if isinstance(idx, search_index.ApproximateIndex) and list(idx.stamp or ()) == stamp:
+                    log.debug("loaded search index %s", self.index_path)
+                    self._index_dirty = False
+                    return idx
+                log.info("search index %s is stale; rebuilding it", self.index_path)
+        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+            log.warning("cannot read search index %s (%s); rebuilding it", self.index_path, exc)
+        idx = search_index.make_index(fids, vecs, self._dim, approximate_from=0)
+        idx.stamp = stamp
+        self._save_index(idx)
+        return idx
+
+    def _save_index(self, idx) -> None:
+        try:
+            idx.save(self.index_path)
+            self._index_dirty = False
+        except OSError as exc:
+            log.warning("cannot save search index %s: %s", self.index_path, exc)
+
+    def _search_approximate(self, idx, lookup, names, q, k) -> list[list[Candidate]]:
+        """Top face candidates from the index (exact scores), then the max per person."""
+        sorted_f, sorted_p = lookup
+        scores, ids = idx.search(q, max(k * 10, idx.rerank))
+        pos = np.clip(np.searchsorted(sorted_f, ids), 0, len(sorted_f) - 1)
+        ok = (ids >= 0) & (sorted_f[pos] == ids)
+        out = []
+        for r in range(len(q)):
+            best: dict[int, float] = {}
+            for s, p in zip(scores[r][ok[r]].tolist(), sorted_p[pos[r][ok[r]]].tolist()):
+                if p not in best:  # candidates come best first: the first is the person's max
+                    best[p] = s
+            top = sorted(best.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
+            out.append([Candidate(names[p], p, float(s)) for p, s in top])
+        return out
+
     def search(self, template: Template, k: int = 5) -> list[Candidate]:
         """The top-``k`` persons for ``template``, best first; ``[]`` for an empty gallery.
 
@@ -389,7 +508,10 @@ class Gallery:
         fids, pids, vecs, names, starts = self._load()
         if len(fids) == 0:
             return [[] for _ in range(len(q))]
-        scores = np.maximum.reduceat(q @ vecs.T, starts, axis=1)  # [m, persons]: max per person
+        idx, lookup = self._search_index(fids, pids, vecs)
+        if isinstance(idx, search_index.ApproximateIndex):
+            return self._search_approximate(idx, lookup, names, q, k)
+        scores = np.maximum.reduceat(idx.scores(q), starts, axis=1)  # [m, persons]: max per person
         person_ids = pids[starts]
         out = []
         for row in scores:
@@ -401,12 +523,70 @@ class Gallery:
         """Close the connection (idempotent)."""
         with self._lock:
             if self._conn is not None:
+                if self._index_dirty and isinstance(self._index, search_index.ApproximateIndex):
+                    self._save_index(self._index)
                 self._conn.close()
                 self._conn = None
                 self._cache = None
+                self._index = None
 
     def __enter__(self) -> "Gallery":
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    def sources(self) -> set[str]:
+        """Every distinct non-NULL ``faces.source`` value (batch enrolment skips these as already done)."""
+        with self._lock:
+            return {r[0] for r in self._db().execute("SELECT DISTINCT source FROM faces WHERE source IS NOT NULL")}
+
+
+# -- backend dispatch ------------------------------------------------------------------------
+# (imported here rather than at the top so this section stays self-contained)
+from typing import Protocol, runtime_checkable  # noqa: E402
+
+_POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+@runtime_checkable
+class GalleryStore(Protocol):
+    """What every gallery backend offers: :class:`Gallery` (SQLite) and ``PostgresGallery``."""
+
+    path: str
+
+    @property
+    def model(self) -> str: ...
+    @property
+    def dim(self) -> int: ...
+    def enroll(self, person: str, items: Sequence[EnrolmentItem], metadata: dict | None = None) -> PersonRecord: ...
+    def enroll_many(self, batch: Sequence[tuple[str, Sequence[EnrolmentItem]]]) -> list[PersonRecord]: ...
+    def delete_person(self, person: str) -> int: ...
+    def delete_face(self, face_id: int) -> None: ...
+    def persons(self) -> list[PersonRecord]: ...
+    def get_person(self, name: str) -> PersonRecord: ...
+    def faces(self, person: str) -> list[FaceRecord]: ...
+    def __len__(self) -> int: ...
+    def face_count(self) -> int: ...
+    def matrix(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+    def search(self, template: Template, k: int = 5) -> list[Candidate]: ...
+    def search_many(self, vectors: np.ndarray, k: int = 5) -> list[list[Candidate]]: ...
+    def close(self) -> None: ...
+
+
+def is_postgres_url(location) -> bool:
+    """True for ``postgresql://`` and ``postgres://`` connection URLs."""
+    return isinstance(location, str) and location.lower().startswith(_POSTGRES_SCHEMES)
+
+
+def open_gallery(location, model: str | None = None, dim: int | None = None) -> GalleryStore:
+    """Open (or create, given ``model`` and ``dim``) the gallery at ``location``.
+
+    A ``postgresql://`` or ``postgres://`` URL opens a PostgreSQL + pgvector gallery (needs
+    ``psycopg``); anything else is a SQLite gallery file path.
+    """
+    if is_postgres_url(location):
+        from faceprint.gallery_postgres import PostgresGallery
+
+        return PostgresGallery(location, model=model, dim=dim)
+    return Gallery(location, model=model, dim=dim)

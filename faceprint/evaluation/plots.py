@@ -13,7 +13,7 @@ from faceprint.evaluation.metrics import auc, eer, roc_curve
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["plot_roc_det"]
+__all__ = ["plot_identification_det", "plot_roc_det"]
 
 FMR_MIN = 1e-4
 
@@ -74,4 +74,47 @@ def plot_roc_det(
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format="png", dpi=120)
     logger.info("wrote ROC/DET plot %s", path)
+    return path
+
+
+def plot_identification_det(
+    curves: dict[str, tuple[np.ndarray, np.ndarray]],
+    path: str | Path,
+    title: str = "",
+) -> Path:
+    """Write a PNG with an open-set identification DET: FNIR against FPIR, both log scale.
+
+    Args:
+        curves: ``name -> (fpir, fnir)`` (e.g. from
+            :func:`faceprint.evaluation.identification.det_curve`), one curve per gallery size.
+        path: output PNG path (parent directories are created).
+        title: figure title.
+
+    Points with a zero rate cannot be drawn on a log axis and are omitted.
+    """
+    path = Path(path)
+    fig = Figure(figsize=(7, 5.5))
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    lowest = 1.0
+    for name, (fpir, fnir) in curves.items():
+        fpir = np.asarray(fpir, dtype=np.float64)
+        fnir = np.asarray(fnir, dtype=np.float64)
+        ok = (fpir > 0) & (fnir > 0)
+        if ok.any():
+            lowest = min(lowest, float(fpir[ok].min()))
+        ax.plot(fpir[ok], fnir[ok], label=name, drawstyle="steps-post")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(min(FMR_MIN, lowest), 1.0)
+    ax.set_xlabel("FPIR (false positive identification rate)")
+    ax.set_ylabel("FNIR (false negative identification rate)")
+    ax.set_title(title or "Open-set identification DET")
+    ax.grid(True, which="both", alpha=0.3)
+    if curves:
+        ax.legend(loc="upper right", fontsize="small")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png", dpi=120)
+    logger.info("wrote identification DET plot %s", path)
     return path

@@ -1,0 +1,359 @@
+"""Batch enrolment of a folder-per-person tree, using several worker processes.
+
+    from faceprint.batch import enrol_tree
+    summary = enrol_tree("photos/", "people.db", profile="fast", workers=4)
+    print(summary.to_dict())
+
+``photos/NAME/*.jpg`` enrols person ``NAME``. The work is split in two:
+
+- **Workers** (``ProcessPoolExecutor`` with the ``spawn`` start method, default one per CPU core,
+  capped to the number of images) each build their own :class:`~faceprint.engine.Engine` once, in
+  the pool initializer, with OpenCV and OpenMP limited to one thread, so N workers use N cores.
+  A worker turns one image into a picklable :class:`ImageResult`: a template (vector, model id,
+  box, quality) or a skip reason. Workers never touch the gallery.
+- **The parent** reads results in job order (people one after another) and writes them to the
+  gallery in **chunks**: the faces that arrived since the last write (possibly of several people),
+  once there are ``chunk_size`` (64) of them or ``flush_every_s`` (2 s) have passed, written by one
+  :meth:`Gallery.enroll_many` call, i.e. one transaction (one fsync per chunk, not per person: a
+  tree of many small folders is not slowed down by commits). A crash or kill loses at most the
+  chunk being collected, never anything committed; a chunk is never half-written.
+
+**Resumability.** Each face enrolled here stores, in the gallery's ``faces.source`` column, the
+canonical source key ``"<absolute path>|<size in bytes>|<mtime_ns>"`` (:func:`source_key`). Before
+any work, the keys already in the gallery (:meth:`Gallery.sources`) are read and matching images
+are skipped as ``already enrolled``. A file that was replaced or edited (new size or mtime) gets a
+new key and is enrolled again (its old template stays). Images skipped for another reason (no
+face, low quality, ...) are not recorded, so a re-run examines and reports them again.
+"""
+
+from __future__ import annotations
+
+import functools
+import multiprocessing
+import os
+import sys
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import FaceprintError, ImageDecodeError, ImageTooLargeError, UnsupportedInputError
+from .image_io import IMAGE_SUFFIXES
+
+#: Skip reasons, in report order.
+NO_FACE = "no face"
+LOW_QUALITY = "low quality"
+SEVERAL_FACES = "several faces"
+UNREADABLE = "unreadable"
+FAILED = "failed"
+ALREADY_ENROLLED = "already enrolled"
+SKIP_REASONS = (NO_FACE, LOW_QUALITY, SEVERAL_FACES, UNREADABLE, FAILED, ALREADY_ENROLLED)
+
+DEFAULT_CHUNK_SIZE = 64  # faces per transaction at most
+DEFAULT_FLUSH_EVERY_S = 2.0  # ... and a transaction at least this often while results arrive
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def source_key(path: str | os.PathLike) -> str:
+    """The canonical source string stored for an image file: ``"abs_path|size|mtime_ns"``."""
+    st = os.stat(path)
+    return f"{os.path.abspath(path)}|{st.st_size}|{st.st_mtime_ns}"
+
+
+def scan_tree(root: str | os.PathLike) -> list[tuple[str, list[Path]]]:
+    """``[(person, [image paths])]`` for each sub-folder of ``root`` holding images, sorted by name."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FaceprintError(f"{root}: not a folder")
+    people = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        images = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        if images:
+            people.append((folder.name, images))
+    return people
+
+
+@dataclass(frozen=True)
+class ImageJob:
+    """One image to process."""
+
+    person: str
+    path: str
+    source: str
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    """What a worker made of one image: a template, or a skip ``reason`` with ``detail``."""
+
+    person: str
+    path: str
+    source: str
+    vector: np.ndarray | None = None
+    model: str | None = None
+    box: list[float] | None = None
+    quality: float | None = None
+    reason: str | None = None
+    detail: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.reason is None
+
+
+# -- worker side -----------------------------------------------------------------------------
+
+_ENGINE = None
+_INIT_ERROR: BaseException | None = None
+
+
+def _init_worker(profile, model_config: str | None, min_quality: float | None) -> None:
+    """Pool initializer: one Engine per process, models loaded once, one thread each."""
+    global _ENGINE, _INIT_ERROR
+    for var in _THREAD_VARS:
+        os.environ[var] = "1"
+    try:
+        import cv2
+
+        cv2.setNumThreads(1)
+        from .engine import Engine
+        from .quality import QualityGate
+
+        if model_config:
+            from .models.onnx_embedder import read_specs
+            from .profiles import register_onnx
+
+            for spec in read_specs(model_config):
+                register_onnx(spec)
+        gate = QualityGate(min_quality=min_quality) if min_quality is not None else None
+        engine = Engine(profile, gate=gate)
+        engine.finder, engine.recognizer  # load the models now, once
+        _ENGINE = engine
+    except BaseException as exc:  # reported by the first task, not as an opaque BrokenProcessPool
+        _INIT_ERROR = exc
+
+
+def _process(job: ImageJob, largest: bool = False) -> ImageResult:
+    """Worker task: detect, gate and embed the one face of ``job``'s image."""
+    if _INIT_ERROR is not None:
+        raise _INIT_ERROR
+    engine = _ENGINE
+
+    def skip(reason: str, detail: str) -> ImageResult:
+        detail = detail.removeprefix(f"{job.path}: ")  # errors name their source; the report does too
+        return ImageResult(job.person, job.path, job.source, reason=reason, detail=detail)
+
+    try:
+        image = engine.load(job.path)
+    except (ImageDecodeError, ImageTooLargeError, UnsupportedInputError) as exc:
+        return skip(UNREADABLE, str(exc))
+    try:
+        faces = engine.finder.find(image)
+        usable = [f for f in faces if engine.gate.passes(f)]
+        if not usable:
+            if faces:
+                why = ", ".join(sorted({r for f in faces for r in f.quality_reasons})) or "low score"
+                return skip(LOW_QUALITY, f"{len(faces)} face(s) found, none usable ({why})")
+            return skip(NO_FACE, "no face found")
+        if len(usable) > 1 and not largest:
+            return skip(SEVERAL_FACES, f"{len(usable)} usable faces (use --largest to take the biggest)")
+        face = usable[0]
+        template = engine.embed_faces([face])[0]
+    except FaceprintError as exc:
+        return skip(FAILED, str(exc))
+    return ImageResult(job.person, job.path, job.source, vector=np.asarray(template.vector, np.float32),
+                       model=template.model, box=face.box.as_list(), quality=float(face.quality))
+
+
+@contextmanager
+def _single_threaded_env() -> Iterator[None]:
+    """Spawned workers inherit this environment: one OpenMP/BLAS thread each."""
+    saved = {k: os.environ.get(k) for k in _THREAD_VARS}
+    os.environ.update({k: "1" for k in _THREAD_VARS})
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def process_images(
+    jobs: Sequence[ImageJob],
+    *,
+    profile="accurate",
+    workers: int | None = None,
+    largest: bool = False,
+    min_quality: float | None = None,
+    model_config: str | None = None,
+) -> Iterator[ImageResult]:
+    """Process ``jobs`` in ``workers`` processes; yield one result per job, in job order."""
+    if not jobs:
+        return
+    from concurrent.futures import ProcessPoolExecutor
+
+    n = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
+    chunksize = max(1, min(8, len(jobs) // (n * 8)))
+    with _single_threaded_env():
+        pool = ProcessPoolExecutor(
+            max_workers=n, mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker, initargs=(profile, model_config, min_quality))
+    try:
+        with _single_threaded_env():  # workers are spawned as the jobs are submitted
+            results = pool.map(functools.partial(_process, largest=largest), jobs, chunksize=chunksize)
+        yield from results
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+# -- parent side -----------------------------------------------------------------------------
+
+
+@dataclass
+class BatchSummary:
+    """The outcome of :func:`enrol_tree`."""
+
+    gallery: str
+    model: str
+    workers: int
+    images: int = 0
+    faces_added: dict[str, int] = field(default_factory=dict)
+    faces_total: dict[str, int] = field(default_factory=dict)
+    skip_counts: Counter = field(default_factory=Counter)
+    skipped: list[dict] = field(default_factory=list)  # every skip except "already enrolled"
+    processed: int = 0
+    elapsed_s: float = 0.0
+
+    @property
+    def enrolled_faces(self) -> int:
+        return sum(self.faces_added.values())
+
+    @property
+    def images_per_s(self) -> float:
+        return self.processed / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    def to_dict(self) -> dict:
+        return {
+            "gallery": self.gallery,
+            "model": self.model,
+            "workers": self.workers,
+            "images": self.images,
+            "enrolled_people": len(self.faces_added),
+            "enrolled_faces": self.enrolled_faces,
+            "enrolled": [{"person": p, "faces_added": n, "faces_total": self.faces_total.get(p, n)}
+                         for p, n in self.faces_added.items()],
+            "skipped_counts": {r: self.skip_counts[r] for r in SKIP_REASONS if self.skip_counts[r]},
+            "skipped": self.skipped,
+            "processed": self.processed,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "images_per_s": round(self.images_per_s, 2),
+        }
+
+
+def enrol_tree(
+    root: str | os.PathLike,
+    gallery: str | os.PathLike,
+    *,
+    profile="accurate",
+    workers: int | None = None,
+    largest: bool = False,
+    min_quality: float | None = None,
+    model_config: str | None = None,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    flush_every_s: float = DEFAULT_FLUSH_EVERY_S,
+    progress: bool = False,
+) -> BatchSummary:
+    """Enrol every person folder of ``root`` into the SQLite gallery at ``gallery`` (created if missing).
+
+    Bad images are always skipped and reported; images whose :func:`source_key` is already in the
+    gallery are skipped as ``already enrolled``. Writes one transaction per chunk: the faces that
+    arrived since the last write, once there are ``chunk_size`` of them or ``flush_every_s`` seconds
+    have passed (and at the end).
+    """
+    from .engine import Engine
+    from .gallery import EnrolmentItem, Gallery
+    from .types import Template
+
+    model_id = Engine(profile).model_id  # resolves the profile name; loads no model
+    people = scan_tree(root)
+    if not people:
+        raise FaceprintError(f"{root}: no person folders with images found")
+    gallery_path = os.fspath(gallery)
+    exists = os.path.exists(gallery_path) and os.path.getsize(gallery_path) > 0
+    store: Gallery | None = Gallery(gallery_path, model=model_id) if exists else None
+    try:
+        done = store.sources() if store is not None else set()
+        summary = BatchSummary(gallery=gallery_path, model=model_id, workers=0)
+        jobs = []
+        for person, images in people:
+            for path in images:
+                summary.images += 1
+                try:
+                    key = source_key(path)
+                except OSError as exc:
+                    summary.skip_counts[UNREADABLE] += 1
+                    summary.skipped.append({"person": person, "image": str(path), "reason": UNREADABLE,
+                                            "detail": f"cannot stat file ({exc.strerror or exc})"})
+                    continue
+                if key in done:
+                    summary.skip_counts[ALREADY_ENROLLED] += 1
+                else:
+                    jobs.append(ImageJob(person, str(path), key))
+        summary.workers = max(1, min(workers or os.cpu_count() or 1, len(jobs))) if jobs else 0
+
+        pending: list[tuple[str, list[EnrolmentItem]]] = []  # the chunk: (person, faces) in job order
+        pending_faces = 0
+        last_flush = time.monotonic()
+
+        def flush() -> None:
+            nonlocal store, pending, pending_faces, last_flush
+            last_flush = time.monotonic()
+            if not pending:
+                return
+            if store is None:
+                store = Gallery(gallery_path, model=model_id, dim=pending[0][1][0].template.dim)
+            records = store.enroll_many(pending)  # one transaction: the whole chunk or nothing
+            for (person, items), record in zip(pending, records, strict=True):
+                summary.faces_added[person] = summary.faces_added.get(person, 0) + len(items)
+                summary.faces_total[person] = record.face_count
+            pending, pending_faces = [], 0
+
+        from tqdm import tqdm
+
+        start = time.perf_counter()
+        with tqdm(total=len(jobs), desc="enrolling", unit="img", file=sys.stderr, disable=not progress,
+                  dynamic_ncols=True) as bar:
+            results = process_images(jobs, profile=profile, workers=workers, largest=largest,
+                                     min_quality=min_quality, model_config=model_config)
+            try:
+                for res in results:
+                    if res.ok:
+                        if not pending or pending[-1][0] != res.person:
+                            pending.append((res.person, []))
+                        pending[-1][1].append(EnrolmentItem(template=Template(res.vector, res.model),
+                                                            source=res.source, box=res.box, quality=res.quality))
+                        pending_faces += 1
+                    else:
+                        summary.skip_counts[res.reason] += 1
+                        summary.skipped.append({"person": res.person, "image": res.path, "reason": res.reason,
+                                                "detail": res.detail})
+                    summary.processed += 1
+                    if pending_faces >= chunk_size or time.monotonic() - last_flush >= flush_every_s:
+                        flush()
+                    bar.update(1)
+                    if summary.skip_counts:
+                        bar.set_postfix(skipped=sum(summary.skip_counts.values()), refresh=False)
+                flush()
+            finally:
+                results.close()
+        summary.elapsed_s = time.perf_counter() - start
+        return summary
+    finally:
+        if store is not None:
+            store.close()
