@@ -19,6 +19,7 @@ from .errors import FaceprintError
 from .image_io import IMAGE_SUFFIXES
 
 log = logging.getLogger("faceprint")
+GALLERY_HELP = "a SQLite file, or a postgresql://user:pass@host/db?gallery=NAME URL"
 
 
 def _table(rows: Sequence[Sequence[object]], header: Sequence[str]) -> str:
@@ -295,7 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("enroll", parents=[common], help="add people to a gallery")
-    p.add_argument("--gallery", required=True, help="gallery file (SQLite); created if missing")
+    p.add_argument("--gallery", required=True, help=GALLERY_HELP + "; created if missing")
     p.add_argument("--person", help="name of the person the images show")
     p.add_argument("images", nargs="*", help="images of --person")
     p.add_argument("--tree", help="folder with one sub-folder of images per person")
@@ -313,18 +314,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("identify", parents=[common], help="name every face in an image")
     p.add_argument("image")
-    p.add_argument("--gallery", required=True)
+    p.add_argument("--gallery", required=True, help=GALLERY_HELP)
     p.add_argument("--top", type=int, default=3, help="candidates per face (default 3)")
     p.add_argument("--out", help="write an annotated image here")
     p.set_defaults(func=cmd_identify)
 
     p = sub.add_parser("people", parents=[common], help="list the people in a gallery")
-    p.add_argument("--gallery", required=True)
+    p.add_argument("--gallery", required=True, help=GALLERY_HELP)
     p.set_defaults(func=cmd_people)
 
     p = sub.add_parser("delete", parents=[common], help="delete a person from a gallery")
     p.add_argument("person")
-    p.add_argument("--gallery", required=True)
+    p.add_argument("--gallery", required=True, help=GALLERY_HELP)
     p.set_defaults(func=cmd_delete)
 
     p = sub.add_parser("models", parents=[common], help="installed models, licences, published accuracy")

@@ -104,7 +104,7 @@ class Gallery:
         Creating needs ``model`` and ``dim``. Opening an existing gallery with a ``model`` (or
         ``dim``) other than the stored one raises :class:`ModelMismatchError`; a file that is not
         a gallery raises :class:`GalleryError`. From ``approximate_from`` templates on (default
-        :data:`faceprint.index.APPROXIMATE_FROM`) search uses an HNSW index kept in
+        :data:`faceprint.index.APPROXIMATE_FROM`) search uses a sketch index kept in
         ``<path>.index``; below it, exact search.
         """
         self.path = os.fspath(path)
@@ -437,7 +437,7 @@ class Gallery:
             if self._index is not None and self._index_key == key:
                 return self._index, self._index_lookup
             order = np.argsort(fids, kind="stable")
-            lookup = (fids[order], pids[order])
+            lookup = (fids[order], pids[order], order)
             if len(fids) < self._approximate_from:
                 idx = search_index.ExactIndex.from_matrix(fids, vecs)
             else:
@@ -472,17 +472,19 @@ class Gallery:
         except OSError as exc:
             log.warning("cannot save search index %s: %s", self.index_path, exc)
 
-    def _search_approximate(self, idx, lookup, names, q, k) -> list[list[Candidate]]:
-        """Top face candidates from the index (exact scores), then the max per person."""
-        sorted_f, sorted_p = lookup
-        scores, ids = idx.search(q, max(k * 10, idx.rerank))
+    def _search_approximate(self, idx, lookup, names, vecs, q, k) -> list[list[Candidate]]:
+        """Top face candidates from the index, re-scored exactly, then the max per person."""
+        sorted_f, sorted_p, rows = lookup
+        _, ids = idx.search(q, max(k * 10, idx.rerank))
         pos = np.clip(np.searchsorted(sorted_f, ids), 0, len(sorted_f) - 1)
         ok = (ids >= 0) & (sorted_f[pos] == ids)
         out = []
         for r in range(len(q)):
+            hit = pos[r][ok[r]]
+            exact = vecs[rows[hit]] @ q[r]  # exact cosines of the candidates
             best: dict[int, float] = {}
-            for s, p in zip(scores[r][ok[r]].tolist(), sorted_p[pos[r][ok[r]]].tolist()):
-                if p not in best:  # candidates come best first: the first is the person's max
+            for s, p in zip(exact.tolist(), sorted_p[hit].tolist()):
+                if s > best.get(p, -np.inf):
                     best[p] = s
             top = sorted(best.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
             out.append([Candidate(names[p], p, float(s)) for p, s in top])
@@ -510,7 +512,7 @@ class Gallery:
             return [[] for _ in range(len(q))]
         idx, lookup = self._search_index(fids, pids, vecs)
         if isinstance(idx, search_index.ApproximateIndex):
-            return self._search_approximate(idx, lookup, names, q, k)
+            return self._search_approximate(idx, lookup, names, vecs, q, k)
         scores = np.maximum.reduceat(idx.scores(q), starts, axis=1)  # [m, persons]: max per person
         person_ids = pids[starts]
         out = []

@@ -53,7 +53,7 @@ def pg_url() -> str:
         import pgserver
         import psycopg
     except ImportError as exc:
-        pytest.skip(f"PostgreSQL tests need pgserver and psycopg (pip install pgserver==0.1.4 "psycopg[binary]"): {exc}")
+        pytest.skip(f"PostgreSQL tests need pgserver and psycopg (pip install pgserver==0.1.4 'psycopg[binary]'): {exc}")
     try:
         root = tempfile.mkdtemp(prefix="faceprint-pg-")
         server = pgserver.get_server(os.path.join(root, "data"), cleanup_mode="stop")

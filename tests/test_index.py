@@ -1,4 +1,4 @@
-"""Tests for faceprint.index and the gallery's use of it (exact below a threshold, HNSW above)."""
+"""Tests for faceprint.index and the gallery's use of it (exact below a threshold, sketch index above)."""
 
 from __future__ import annotations
 
@@ -51,10 +51,11 @@ def test_approximate_agrees_with_exact(data20k):
     assert ai.shape[1] >= 10
     recall1 = np.mean(ai[:, 0] == ei[:, 0])
     assert recall1 >= 0.99, recall1
-    # scores are exact cosines of the stored float32 templates, best first
+    # scores are the int8 copies' cosines, within 0.005 of the float32 ones, best first
+    # (the gallery re-scores its final candidates exactly: see the gallery test below)
     rows = np.searchsorted(ids, ai[:, :10])
     want = np.einsum("qd,qkd->qk", queries, vecs[rows])
-    np.testing.assert_allclose(as_[:, :10], want, atol=1e-5)
+    np.testing.assert_allclose(as_[:, :10], want, atol=5e-3)
     assert np.all(np.diff(as_[:, :10], axis=1) <= 1e-7)
     hit = np.mean([len(set(a[:10]) & set(e)) / 10 for a, e in zip(ai, ei)])
     assert hit >= 0.95
@@ -195,7 +196,8 @@ def run_scale(tmp_path, *args) -> dict:
 def test_scale_benchmark_small(tmp_path):
     result = run_scale(tmp_path, "--sizes", "5000", "--dims", "128", "--queries", "50")
     (row,) = result["rows"]
-    assert row["n"] == 5000 and row["recall1"] >= 0.98 and row["index_bytes"] > 5000 * 128 * 4
+    # int8 copies + 16-byte sketches + scale + id + flag: about 166 bytes a 128-d template
+    assert row["n"] == 5000 and row["recall1"] >= 0.98 and 5000 * 128 < row["index_bytes"] < 5000 * 128 * 2
     assert row["exact_top1_is_mate"] == 1.0
 
 
@@ -203,4 +205,4 @@ def test_scale_benchmark_small(tmp_path):
 def test_scale_benchmark_100k(tmp_path):
     result = run_scale(tmp_path, "--sizes", "100000", "--dims", "128", "--queries", "300")
     (row,) = result["rows"]
-    assert row["recall1"] >= 0.97 and row["meets"]["p99_ms"]
+    assert row["recall1"] >= 0.99 and row["meets"]["p99_ms"] and row["meets"]["build_s"]
