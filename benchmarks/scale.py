@@ -121,7 +121,7 @@ def bench(n: int, dim: int, queries: int, rerank: int, candidates: int, exact_qu
     row["rss_delta_bytes"] = rss() - rss0
     log(f"[scale] n={n} dim={dim}: built in {row['build_s']:.1f} s; querying")
     for clients in (1, 2):
-        lat, res = latencies(lambda v: idx.search(v, 10)[1][0], q, clients)
+        lat, res = latencies(lambda v, index=idx: index.search(v, 10)[1][0], q, clients)
         row[f"p50_ms_{clients}t"] = float(np.percentile(lat, 50))
         row[f"p99_ms_{clients}t"] = float(np.percentile(lat, 99))
     approx = np.stack([r[:10] for r in res])

@@ -90,6 +90,33 @@ def _person(row) -> PersonRecord:
     return PersonRecord(row[0], row[1], json.loads(row[2]), int(row[5]), row[3], row[4])
 
 
+
+def checked_vector(template: Template, model: str, dim: int) -> np.ndarray:
+    """The template's vector as little-endian float32, if it is of ``model``, ``dim``-d and finite.
+
+    Shared by every gallery backend; raises ModelMismatchError or GalleryError.
+    """
+    if template.model != model:
+        raise ModelMismatchError(f"template made by model {template.model!r}; gallery uses {model!r}")
+    if template.dim != dim:
+        raise ModelMismatchError(f"template has {template.dim} dimensions; gallery uses {dim}")
+    vec = np.ascontiguousarray(template.vector, dtype="<f4")
+    if not np.all(np.isfinite(vec)):
+        raise GalleryError("template has non-finite values (NaN or infinity)")
+    return vec
+
+
+def checked_probes(vectors: np.ndarray, dim: int, k: int) -> np.ndarray:
+    """A float32 ``[m, dim]`` probe array for a top-``k`` search, validated for every backend."""
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
+    q = np.asarray(vectors, dtype=np.float32)
+    if q.ndim != 2 or q.shape[1] != dim:
+        raise ModelMismatchError(f"probe array has shape {q.shape}; gallery uses {dim}-d templates")
+    if not np.all(np.isfinite(q)):
+        raise GalleryError("probe template has non-finite values (NaN or infinity)")
+    return q
+
 class Gallery:
     """A gallery file: open or create it, enrol, delete, and search people by face template.
 
@@ -212,15 +239,7 @@ class Gallery:
             conn.execute("COMMIT")
 
     def _check_template(self, template: Template) -> np.ndarray:
-        if template.model != self._model:
-            raise ModelMismatchError(
-                f"template made by model {template.model!r}; gallery uses {self._model!r}")
-        if template.dim != self._dim:
-            raise ModelMismatchError(f"template has {template.dim} dimensions; gallery uses {self._dim}")
-        vec = np.ascontiguousarray(template.vector, dtype="<f4")
-        if not np.all(np.isfinite(vec)):
-            raise GalleryError("template has non-finite values (NaN or infinity)")
-        return vec
+        return checked_vector(template, self._model, self._dim)
 
     def _ensure_person(self, conn: sqlite3.Connection, name: str, metadata: dict | None, now: str) -> int:
         if not isinstance(name, str) or not name.strip():
@@ -500,13 +519,7 @@ class Gallery:
 
     def search_many(self, vectors: np.ndarray, k: int = 5) -> list[list[Candidate]]:
         """:meth:`search` for each row of a float32 ``[m, dim]`` array of this gallery's model."""
-        if k < 1:
-            raise ValueError(f"k must be at least 1, got {k}")
-        q = np.asarray(vectors, dtype=np.float32)
-        if q.ndim != 2 or q.shape[1] != self._dim:
-            raise ModelMismatchError(f"probe array has shape {q.shape}; gallery uses {self._dim}-d templates")
-        if not np.all(np.isfinite(q)):
-            raise GalleryError("probe template has non-finite values (NaN or infinity)")
+        q = checked_probes(vectors, self._dim, k)
         fids, pids, vecs, names, starts = self._load()
         if len(fids) == 0:
             return [[] for _ in range(len(q))]

@@ -33,7 +33,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import numpy as np
 
 from faceprint.errors import FaceprintError, GalleryError, ModelMismatchError, PersonNotFoundError
-from faceprint.gallery import EnrolmentItem, FaceRecord, PersonRecord, _now
+from faceprint.gallery import EnrolmentItem, FaceRecord, PersonRecord, _now, checked_probes, checked_vector
 from faceprint.types import Candidate, Template
 
 try:
@@ -235,14 +235,7 @@ class PostgresGallery:
                 raise GalleryError(f"gallery {self.path}: {exc}") from exc
 
     def _check_template(self, template: Template) -> np.ndarray:
-        if template.model != self._model:
-            raise ModelMismatchError(f"template made by model {template.model!r}; gallery uses {self._model!r}")
-        if template.dim != self._dim:
-            raise ModelMismatchError(f"template has {template.dim} dimensions; gallery uses {self._dim}")
-        vec = np.ascontiguousarray(template.vector, dtype=np.float32)
-        if not np.all(np.isfinite(vec)):
-            raise GalleryError("template has non-finite values (NaN or infinity)")
-        return vec
+        return checked_vector(template, self._model, self._dim)
 
     _PERSON_SQL = ("SELECT p.id, p.name, p.metadata, p.created_at, p.updated_at, "
                    "(SELECT COUNT(*) FROM {s}.faces f WHERE f.person_id = p.id) FROM {s}.persons p")
@@ -380,13 +373,7 @@ class PostgresGallery:
 
     def search_many(self, vectors: np.ndarray, k: int = 5) -> list[list[Candidate]]:
         """:meth:`search` for each row of a float32 ``[m, dim]`` array of this gallery's model."""
-        if k < 1:
-            raise ValueError(f"k must be at least 1, got {k}")
-        q = np.asarray(vectors, dtype=np.float32)
-        if q.ndim != 2 or q.shape[1] != self._dim:
-            raise ModelMismatchError(f"probe array has shape {q.shape}; gallery uses {self._dim}-d templates")
-        if not np.all(np.isfinite(q)):
-            raise GalleryError("probe template has non-finite values (NaN or infinity)")
+        q = checked_probes(vectors, self._dim, k)
         with self._transaction() as conn:
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")  # one snapshot
             n_faces = conn.execute(self._q("SELECT COUNT(*) FROM (SELECT 1 FROM {s}.faces LIMIT %s) t"),
