@@ -15,6 +15,8 @@ import sys
 import time
 from pathlib import Path
 
+import cv2
+
 from .draw import annotate, save_rgb
 from .engine import Engine
 from .errors import FaceprintError
@@ -72,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("out/demo"))
     parser.add_argument("--model", default="accurate", help="recognition profile (see 'faceprint models')")
     args = parser.parse_args(argv)
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # no dnn backend chatter on stderr
     try:
         return run(args.data, args.out, args.model)
     except FaceprintError as exc:
