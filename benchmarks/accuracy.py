@@ -38,7 +38,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from bench_common import PEER, PEER_INSTALL, REPO_ROOT, log, versions
+from bench_common import PEER, PEER_INSTALL, REPO_ROOT, log, unavailable_row, versions
 
 DEFAULT_IMAGES = "../shared/data/lfw-view1/images"
 DEFAULT_PAIRS = "../shared/data/lfw-view1/pairsDevTest.txt"
@@ -253,11 +253,9 @@ def table(rows: list[dict]) -> str:
             "all pairs: FNMR@FMR=1e-3", "all pairs: FNMR@FMR=1e-4", "faces found"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * 7 + ["---"]) + "|"]
     for r in rows:
-        if r["status"] != "ok":
-            what = r["status"] + (f": {PEER_INSTALL}" if r["status"] == "not installed" else "")
-            if r["status"] == "failed":
-                what += f" ({r.get('error', '')[:120]})"
-            lines.append(f"| {r['pipeline']} | {what} |" + " |" * (len(head) - 2))
+        missing = unavailable_row(r, len(head))
+        if missing is not None:
+            lines.append(missing)
             continue
         lines.append("| " + " | ".join([
             r["pipeline"],

@@ -28,3 +28,13 @@ def versions() -> dict:
         except metadata.PackageNotFoundError:
             found[dist] = None
     return found
+
+
+def unavailable_row(row: dict, columns: int) -> str | None:
+    """The markdown table row for a pipeline that did not run ("not installed", "failed"), else None."""
+    if row["status"] == "ok":
+        return None
+    what = row["status"] + (f": {PEER_INSTALL}" if row["status"] == "not installed" else "")
+    if row["status"] == "failed":
+        what += f" ({row.get('error', '')[:120]})"
+    return f"| {row['pipeline']} | {what} |" + " |" * (columns - 2)

@@ -38,7 +38,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_common import PEER, PEER_INSTALL, REPO_ROOT, log, versions
+from bench_common import PEER, PEER_INSTALL, REPO_ROOT, log, unavailable_row, versions
 
 DEFAULT_IMAGES = "../shared/data/lfw-view1/images"
 DEFAULT_OUT = "out/bench/speed.json"
@@ -389,11 +389,9 @@ def table(rows: list[dict], cores: int) -> str:
             "img/s 2 cores", f"speed-up vs {PEER} (img/s {'2 cores' if cores >= 2 else '1 core'})"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
     for r in rows:
-        if r["status"] != "ok":
-            what = r["status"] + (f": {PEER_INSTALL}" if r["status"] == "not installed" else "")
-            if r["status"] == "failed":
-                what += f" ({r.get('error', '')[:120]})"
-            lines.append(f"| {r['pipeline']} | {what} |" + " |" * (len(head) - 2))
+        missing = unavailable_row(r, len(head))
+        if missing is not None:
+            lines.append(missing)
             continue
         align = fmt_ms(r["align_ms"]) if r["kind"] == "faceprint" else "in embed"
         two = fmt_rate(r.get("img_s_2cores"))
