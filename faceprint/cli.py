@@ -7,48 +7,28 @@ Every documented error prints one line (``faceprint: error: ...``) and exits wit
 from __future__ import annotations
 
 import argparse
-import json
+import importlib
 import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
+from .cli_common import GALLERY_HELP, emit, engine_from_args, table
 from .errors import FaceprintError
 from .image_io import IMAGE_SUFFIXES
 
 log = logging.getLogger("faceprint")
-GALLERY_HELP = "a SQLite file, or a postgresql://user:pass@host/db?gallery=NAME URL"
 
-
-def _table(rows: Sequence[Sequence[object]], header: Sequence[str]) -> str:
-    """A plain fixed-width text table."""
-    cells = [[str(c) for c in header]] + [[str(c) for c in row] for row in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(line.rstrip() for line in lines)
-
-
-def _emit(args: argparse.Namespace, payload: object, text: str) -> None:
-    print(json.dumps(payload, indent=2) if args.json else text)
-
-
-def _engine(args: argparse.Namespace):
-    from .engine import Engine
-    from .models.onnx_embedder import read_specs
-    from .profiles import register_onnx
-
-    for spec in read_specs(args.model_config) if args.model_config else []:
-        register_onnx(spec)
-    return Engine(args.model, fmr=args.fmr, threshold=args.threshold)
+# Modules that add their own subcommands: each has register(sub, eval_sub, common).
+SUBCOMMAND_MODULES = ("cli_serve",)
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
     """Detect faces, print a table, optionally write an annotated image."""
     from .draw import annotate, save_rgb
 
-    engine = _engine(args)
+    engine = engine_from_args(args)
     image = engine.load(args.image)
     faces = engine.finder.find(image)
     if args.out:
@@ -57,22 +37,22 @@ def cmd_detect(args: argparse.Namespace) -> int:
         (i, f.box.as_list(), f"{f.score:.3f}", f"{f.quality:.2f}", ",".join(f.quality_reasons) or "-")
         for i, f in enumerate(faces)
     ]
-    text = _table(rows, ["#", "box [x, y, w, h]", "score", "quality", "issues"])
+    text = table(rows, ["#", "box [x, y, w, h]", "score", "quality", "issues"])
     text += f"\n{len(faces)} face(s)" + (f"; annotated image: {args.out}" if args.out else "")
-    _emit(args, {"image": str(args.image), "faces": [f.to_dict() for f in faces]}, text)
+    emit(args, {"image": str(args.image), "faces": [f.to_dict() for f in faces]}, text)
     return 0
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
     """Verify whether two images show the same person."""
-    engine = _engine(args)
+    engine = engine_from_args(args)
     result = engine.verify(args.a, args.b, largest=args.largest)
     verdict = "SAME person" if result.is_match else "DIFFERENT people"
     text = (
         f"{verdict}: similarity {result.similarity:.4f} vs threshold {result.threshold:.4f} "
         f"(calibrated FMR {result.fmr:g}, model {result.model})"
     )
-    _emit(args, result.to_dict(), text)
+    emit(args, result.to_dict(), text)
     return 0 if result.is_match else 1
 
 
@@ -91,7 +71,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
 
     if args.tree:
         return _enroll_tree(args)
-    engine = _engine(args)
+    engine = engine_from_args(args)
     if args.min_quality is not None:
         from .quality import QualityGate
 
@@ -116,11 +96,11 @@ def cmd_enroll(args: argparse.Namespace) -> int:
                 record = engine.enroll_items(name, items, args.gallery)
                 enrolled.append({"person": record.name, "faces_added": len(items), "faces_total": record.face_count})
     rows = [(e["person"], e["faces_added"], e["faces_total"]) for e in enrolled]
-    text = _table(rows, ["person", "faces added", "faces in gallery"])
+    text = table(rows, ["person", "faces added", "faces in gallery"])
     if skipped:
         text += "\nskipped:\n" + "\n".join(f"  {s['image']}: {s['reason']}" for s in skipped)
     text += f"\ngallery: {args.gallery} (model {engine.model_id})"
-    _emit(args, {"gallery": str(args.gallery), "enrolled": enrolled, "skipped": skipped}, text)
+    emit(args, {"gallery": str(args.gallery), "enrolled": enrolled, "skipped": skipped}, text)
     return 0 if enrolled else 2
 
 
@@ -140,18 +120,18 @@ def _enroll_tree(args: argparse.Namespace) -> int:
                          model_config=args.model_config, progress=progress)
     data = summary.to_dict()
     rows = [(e["person"], e["faces_added"], e["faces_total"]) for e in data["enrolled"]]
-    text = _table(rows, ["person", "faces added", "faces in gallery"]) if rows else "nothing new enrolled"
+    text = table(rows, ["person", "faces added", "faces in gallery"]) if rows else "nothing new enrolled"
     text += f"\nenrolled {data['enrolled_people']} people, {data['enrolled_faces']} faces from {data['images']} images"
     counts = data["skipped_counts"]
     if counts:
-        text += "\n\nskipped images by reason:\n" + _table([(r, counts[r]) for r in SKIP_REASONS if r in counts],
+        text += "\n\nskipped images by reason:\n" + table([(r, counts[r]) for r in SKIP_REASONS if r in counts],
                                                           ["reason", "images"])
     if summary.skipped:
         text += "\n\nskipped:\n" + "\n".join(f"  [{s['reason']}] {s['image']}: {s['detail']}"
                                               for s in summary.skipped)
     text += (f"\n\n{data['processed']} image(s) processed by {data['workers']} worker(s) in {data['elapsed_s']:.1f} s"
              f" ({data['images_per_s']:.1f} images/s)\ngallery: {args.gallery} (model {data['model']})")
-    _emit(args, data, text)
+    emit(args, data, text)
     return 0 if summary.enrolled_faces or counts.get("already enrolled") else 2
 
 
@@ -159,7 +139,7 @@ def cmd_identify(args: argparse.Namespace) -> int:
     """Identify every face in an image against a gallery."""
     from .draw import annotate, save_rgb
 
-    engine = _engine(args)
+    engine = engine_from_args(args)
     image = engine.load(args.image)
     results = engine.identify(image, args.gallery, k=args.top)
     if args.out:
@@ -169,12 +149,12 @@ def cmd_identify(args: argparse.Namespace) -> int:
         best = r.best
         rows.append((i, r.face.box.as_list(), r.person or "unknown",
                      f"{best.score:.3f}" if best else "-", best.person if best else "-"))
-    text = _table(rows, ["#", "box [x, y, w, h]", "identity", "score", "nearest"])
+    text = table(rows, ["#", "box [x, y, w, h]", "identity", "score", "nearest"])
     known = sum(r.is_known for r in results)
     text += f"\n{len(results)} face(s): {known} known, {len(results) - known} unknown (threshold {engine.threshold:.4f})"
     if args.out:
         text += f"; annotated image: {args.out}"
-    _emit(args, {"image": str(args.image), "results": [r.to_dict() for r in results]}, text)
+    emit(args, {"image": str(args.image), "results": [r.to_dict() for r in results]}, text)
     return 0
 
 
@@ -186,8 +166,8 @@ def cmd_people(args: argparse.Namespace) -> int:
         persons = gallery.persons()
         model = gallery.model
     rows = [(p.name, p.face_count, p.created_at) for p in persons]
-    text = _table(rows, ["person", "faces", "enrolled"]) + f"\n{len(persons)} people, model {model}"
-    _emit(args, {"model": model, "people": [{"name": p.name, "faces": p.face_count} for p in persons]}, text)
+    text = table(rows, ["person", "faces", "enrolled"]) + f"\n{len(persons)} people, model {model}"
+    emit(args, {"model": model, "people": [{"name": p.name, "faces": p.face_count} for p in persons]}, text)
     return 0
 
 
@@ -197,7 +177,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
     with open_gallery(args.gallery) as gallery:
         removed = gallery.delete_person(args.person)
-    _emit(args, {"deleted": args.person, "faces_removed": removed},
+    emit(args, {"deleted": args.person, "faces_removed": removed},
           f"deleted {args.person}: {removed} template(s) removed")
     return 0
 
@@ -210,11 +190,11 @@ def cmd_models(args: argparse.Namespace) -> int:
     cards = registry.cards()
     profiles = [get(n) for n in names()]
     rows = [(c.name, c.kind, c.source, c.licence, c.published_accuracy) for c in cards]
-    text = _table(rows, ["model", "kind", "source", "licence", "published accuracy"])
+    text = table(rows, ["model", "kind", "source", "licence", "published accuracy"])
     prows = [(p.name, p.model_id, "+".join(f"{x.model}({x.weight:.2f})" for x in p.parts),
               "yes" if p.flip else "no", f"{p.thresholds.get(1e-3, float('nan')):.4f}") for p in profiles]
-    text += "\n\n" + _table(prows, ["profile", "template id", "embedders (weight)", "flip", "thr@FMR1e-3"])
-    _emit(args, {"models": [c.to_dict() for c in cards], "profiles": [p.to_dict() for p in profiles]}, text)
+    text += "\n\n" + table(prows, ["profile", "template id", "embedders (weight)", "flip", "thr@FMR1e-3"])
+    emit(args, {"models": [c.to_dict() for c in cards], "profiles": [p.to_dict() for p in profiles]}, text)
     return 0
 
 
@@ -222,10 +202,10 @@ def cmd_eval_lfw(args: argparse.Namespace) -> int:
     """Run the LFW pairs protocol and write the report, plot and JSON."""
     from .evaluation.runner import run_lfw
 
-    engine = _engine(args)
+    engine = engine_from_args(args)
     report = run_lfw(engine, Path(args.images), Path(args.pairs), Path(args.out),
                      progress=not args.json, cache=not args.no_cache)
-    _emit(args, report, "\n".join(report["summary_lines"]))
+    emit(args, report, "\n".join(report["summary_lines"]))
     return 0
 
 
@@ -244,13 +224,13 @@ def cmd_eval_identify(args: argparse.Namespace) -> int:
     """Run the open-set 1:N identification protocol and write the report, DET plot and JSON."""
     from .evaluation.identification import run_identify
 
-    engine = _engine(args)
+    engine = engine_from_args(args)
     report = run_identify(engine, Path(args.images), Path(args.out), max_people=args.max_people,
                           distractors=args.distractors,
                           distractor_images=Path(args.distractor_images) if args.distractor_images else None,
                           seed=args.seed, progress=not args.json, cache=not args.no_cache)
     lines = report.summary_lines() + [f"plot: {report.plot}; figures: {Path(args.out) / 'report.json'}"]
-    _emit(args, report.to_dict(), "\n".join(lines))
+    emit(args, report.to_dict(), "\n".join(lines))
     return 0
 
 
@@ -350,6 +330,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", default="out/eval-identify", help="folder for report.json and det.png")
     e.add_argument("--no-cache", action="store_true", help="recompute every template")
     e.set_defaults(func=cmd_eval_identify)
+    for name in SUBCOMMAND_MODULES:
+        importlib.import_module(f"{__package__}.{name}").register(sub, esub, common)
     return parser
 
 
