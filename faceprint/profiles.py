@@ -36,6 +36,13 @@ class Profile:
     calibrated_on: str = ""
     description: str = ""
 
+    @property
+    def dim(self) -> int:
+        """Length of this profile's fused template, from its embedders' model cards."""
+        from .models import registry
+
+        return int(sum(registry.card(part.model).output_dim or 0 for part in self.parts))
+
     def threshold(self, fmr: float = DEFAULT_FMR) -> float:
         """The similarity threshold calibrated for false-match rate ``fmr``.
 

@@ -1,0 +1,102 @@
+"""``faceprint serve`` (the REST service and web page) and ``faceprint apikey`` (keys offline)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from .cli_common import emit, table
+
+log = logging.getLogger("faceprint")
+ADMIN_KEY_FILE = "admin.key"
+
+
+def _first_admin_key(data: Path) -> Path | None:
+    """On a new data folder, issue an admin key for every collection into ``admin.key`` (mode 0600)."""
+    from .service.keys import ALL, KeyStore
+
+    data.mkdir(parents=True, exist_ok=True)
+    store = KeyStore(data / "keys.sqlite")
+    try:
+        if store.list():
+            return None
+        full, _ = store.create("admin", [ALL], label="first admin key")
+    finally:
+        store.close()
+    path = data / ADMIN_KEY_FILE
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(full + "\n")
+    return path
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the service until interrupted."""
+    import uvicorn
+
+    from .service.app import ServiceSettings, create_app
+
+    data = Path(args.data)
+    created = _first_admin_key(data)
+    if created:
+        print(f"faceprint: new data folder; admin API key written to {created} (read it, then keep it safe)",
+              file=sys.stderr)
+    settings = ServiceSettings(data_dir=data, profile=args.model, fmr=args.fmr,
+                               max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), max_pixels=args.max_pixels,
+                               workers=args.workers or (os.cpu_count() or 1), queue=args.queue,
+                               timeout_s=args.timeout)
+    print(f"faceprint: serving http://{args.host}:{args.port}/ (web page), API at /v1, "
+          f"OpenAPI at /openapi.json; profile {args.model}, {settings.workers} worker(s)", file=sys.stderr)
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning",
+                timeout_graceful_shutdown=5)
+    return 0
+
+
+def cmd_apikey(args: argparse.Namespace) -> int:
+    """Create, list or revoke API keys directly in a data folder (no running service needed)."""
+    from .service.keys import KeyStore
+
+    Path(args.data).mkdir(parents=True, exist_ok=True)
+    store = KeyStore(Path(args.data) / "keys.sqlite")
+    try:
+        if args.action == "create":
+            full, record = store.create(args.role, args.collections.split(","), args.label)
+            emit(args, {"key": full, **record.to_dict()},
+                 f"{full}\n(role {record.role}, collections {','.join(record.collections)}; shown once, not stored)")
+        elif args.action == "list":
+            keys = store.list()
+            emit(args, [k.to_dict() for k in keys],
+                 table([(k.id, k.role, ",".join(k.collections), k.label, k.created_at) for k in keys],
+                       ["id", "role", "collections", "label", "created"]))
+        else:
+            store.revoke(args.id)
+            emit(args, {"revoked": args.id}, f"revoked key {args.id}")
+    finally:
+        store.close()
+    return 0
+
+
+def register(sub, eval_sub, common) -> None:
+    """Add ``serve`` and ``apikey``."""
+    p = sub.add_parser("serve", parents=[common], help="run the REST service and web page")
+    p.add_argument("--data", default="faceprint-data", help="folder for keys and collections (default ./faceprint-data)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--workers", type=int, default=None, help="inference threads (default: CPU cores)")
+    p.add_argument("--queue", type=int, default=64, help="requests that may wait for a worker before 429 (default 64)")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds a request may take before 503 (default 60)")
+    p.add_argument("--max-upload-mb", type=float, default=10.0, help="largest request body in MiB (default 10)")
+    p.add_argument("--max-pixels", type=int, default=25_000_000, help="largest image in pixels (default 25e6)")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("apikey", parents=[common], help="create, list or revoke service API keys")
+    p.add_argument("action", choices=["create", "list", "revoke"])
+    p.add_argument("--data", default="faceprint-data", help="the service's data folder")
+    p.add_argument("--role", choices=["reader", "writer", "admin"], default="reader")
+    p.add_argument("--collections", default="*", help="comma-separated collection names, or * (default)")
+    p.add_argument("--label", default="", help="a note to recognise the key by")
+    p.add_argument("--id", help="key id to revoke")
+    p.set_defaults(func=cmd_apikey)

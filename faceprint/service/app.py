@@ -1,0 +1,520 @@
+"""The REST service: FastAPI routes over collections, API keys and the bounded inference pool.
+
+Images come as ``multipart/form-data`` file fields or as JSON with base64 strings. Every error is
+``{"error": {"code": ..., "message": ...}}`` with a stable code. A key that may not use a
+collection gets the same 403 whether or not that collection exists.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.staticfiles import StaticFiles
+
+from .. import __version__
+from ..errors import FaceprintError
+from ..gallery import EnrolmentItem
+from ..image_io import DEFAULT_MAX_PIXELS
+from ..profiles import DEFAULT_FMR, DEFAULT_PROFILE
+from . import schemas
+from .collections import Collections
+from .inference import InferencePool
+from .keys import ALL, ApiKey, KeyStore
+from .limits import BodyLimit, UploadTooLargeError, status_for
+
+log = logging.getLogger(__name__)
+STATIC = Path(__file__).parent / "static"
+IMAGE_CONTENT = {
+    "multipart/form-data": {"schema": {"type": "object", "properties": {}}},
+    "application/json": {"schema": {"type": "object", "properties": {}}},
+}
+
+
+class UnauthorizedError(FaceprintError):
+    """No API key, or one that is not valid."""
+
+    code = "unauthorized"
+
+
+class ForbiddenError(FaceprintError):
+    """The key is valid but may not do this (role too low, or not this collection)."""
+
+    code = "forbidden"
+
+
+class BadRequestError(FaceprintError):
+    """A request body or field that is missing or malformed."""
+
+    code = "bad_request"
+
+
+class NoImageStoredError(FaceprintError):
+    """The face has no stored image (the collection does not keep images)."""
+
+    code = "image_not_stored"
+
+
+@dataclass
+class ServiceSettings:
+    """How the service runs; every field has a command-line option in ``faceprint serve``."""
+
+    data_dir: Path
+    profile: str = DEFAULT_PROFILE
+    fmr: float = DEFAULT_FMR
+    max_upload_bytes: int = 10 * 1024 * 1024
+    max_pixels: int = 25_000_000
+    max_images_per_request: int = 20
+    max_top_k: int = 50
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    queue: int = 64
+    timeout_s: float = 60.0
+    warm: bool = True
+    audit: Callable[..., None] | None = None  # audit(actor=, action=, collection=, subject=, outcome=, details=)
+
+    def __post_init__(self) -> None:
+        self.data_dir = Path(self.data_dir)
+        if self.max_pixels > DEFAULT_MAX_PIXELS:
+            raise ValueError(f"max_pixels may not exceed {DEFAULT_MAX_PIXELS}")
+
+
+def _error(status: int, code: str, message: str, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+
+
+_bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer fp_<id>_<secret>")
+_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="or X-API-Key: fp_<id>_<secret>")
+
+
+class Service:
+    """The state behind the routes: settings, keys, collections and the inference pool."""
+
+    def __init__(self, settings: ServiceSettings) -> None:
+        self.settings = settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.keys = KeyStore(settings.data_dir / "keys.sqlite")
+        self.collections = Collections(settings.data_dir / "collections")
+        self.pool = InferencePool(settings.workers, settings.queue, settings.timeout_s, settings.fmr,
+                                  settings.max_pixels)
+        self.loaded: list[str] = []
+        self._write_locks: dict[str, threading.Lock] = {}
+        self._locks_lock = threading.Lock()
+
+    def write_lock(self, collection: str) -> threading.Lock:
+        """One lock per collection, held while an enrolment writes (so its face ids are its own)."""
+        with self._locks_lock:
+            return self._write_locks.setdefault(collection, threading.Lock())
+
+    def warm(self) -> None:
+        """Load the default profile's models on every worker."""
+        self.pool.warm(self.settings.profile)
+        self.loaded.append(self.settings.profile)
+
+    def close(self) -> None:
+        """Stop the pool and close every file."""
+        self.pool.close()
+        self.collections.close()
+        self.keys.close()
+
+    def collection_out(self, name: str) -> schemas.CollectionOut:
+        """A collection's settings, threshold and counts."""
+        from ..profiles import get as get_profile
+
+        info = self.collections.info(name)
+        gallery = self.collections.gallery(name)
+        return schemas.CollectionOut(**info.to_dict(), threshold=get_profile(info.profile).threshold(self.settings.fmr),
+                                     fmr=self.settings.fmr, persons=len(gallery), faces=gallery.face_count())
+
+
+def _authorizer(role: str, collection_scoped: bool = True):
+    """A dependency: the caller's key, if it has ``role`` (for the path's collection when scoped)."""
+
+    def dependency(
+        request: Request,
+        bearer: HTTPAuthorizationCredentials | None = Depends(_bearer),
+        header: str | None = Depends(_header),
+    ) -> ApiKey:
+        service: Service = request.app.state.service
+        presented = header or (bearer.credentials if bearer else None)
+        key = service.keys.authenticate(presented)
+        if key is None:
+            raise UnauthorizedError("missing or invalid API key")
+        request.state.key = key
+        collection = request.path_params.get("collection") if collection_scoped else None
+        if not key.allows(role, collection):
+            where = f" on collection {collection!r}" if collection else ""
+            raise ForbiddenError(f"this key may not act as {role}{where}")
+        return key
+
+    return dependency
+
+
+async def _read_images(request: Request, names: tuple[str, ...], limit: int) -> tuple[dict[str, list], dict]:
+    """Image bytes per field name, and the other fields, from a multipart or JSON body."""
+    ctype = request.headers.get("content-type", "")
+    images: dict[str, list] = {n: [] for n in names}
+    fields: dict[str, Any] = {}
+    if ctype.startswith("multipart/form-data"):
+        form = await request.form(max_files=limit, max_fields=50)
+        for key, value in form.multi_items():
+            if hasattr(value, "read"):
+                if key in images:
+                    images[key].append((value.filename or key, await value.read()))
+            else:
+                fields[key] = value
+        if "metadata" in fields:
+            try:
+                fields["metadata"] = json.loads(fields["metadata"])
+            except json.JSONDecodeError as exc:
+                raise BadRequestError(f"field 'metadata' is not JSON: {exc}") from exc
+    elif ctype.startswith("application/json"):
+        try:
+            body = json.loads(await request.body() or b"null")
+        except json.JSONDecodeError as exc:
+            raise BadRequestError(f"body is not valid JSON: {exc}") from exc
+        if not isinstance(body, dict):
+            raise BadRequestError("JSON body must be an object")
+        for key, value in body.items():
+            if key in images:
+                for i, item in enumerate(value if isinstance(value, list) else [value]):
+                    if not isinstance(item, str):
+                        raise BadRequestError(f"field {key!r} must hold base64 strings")
+                    try:
+                        data = base64.b64decode(item.split(",", 1)[-1] if item.startswith("data:") else item,
+                                                validate=True)
+                    except (binascii.Error, ValueError) as exc:
+                        raise BadRequestError(f"field {key!r}[{i}] is not valid base64") from exc
+                    images[key].append((f"{key}[{i}]", data))
+            else:
+                fields[key] = value
+    else:
+        raise BadRequestError("send multipart/form-data (file fields) or application/json (base64 strings)")
+    total = sum(len(v) for v in images.values())
+    if total > limit:
+        raise BadRequestError(f"at most {limit} images per request, got {total}")
+    return images, fields
+
+
+def _one(images: dict[str, list], name: str) -> tuple[str, bytes]:
+    if len(images.get(name, [])) != 1:
+        raise BadRequestError(f"expected exactly one image in field {name!r}, got {len(images.get(name, []))}")
+    return images[name][0]
+
+
+def create_app(settings: ServiceSettings) -> FastAPI:
+    """The FastAPI application for ``settings`` (models load at startup when ``settings.warm``)."""
+    service = Service(settings)
+
+    from contextlib import asynccontextmanager
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if settings.warm:
+            import asyncio
+
+            await asyncio.get_running_loop().run_in_executor(None, service.warm)
+        yield
+        service.close()
+
+    app = FastAPI(title="faceprint", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
+                  description="Offline face recognition: collections of enrolled people, detect, verify, "
+                              "identify. Authenticate with `Authorization: Bearer <key>` or `X-API-Key`.",
+                  responses={code: {"model": schemas.ErrorBody} for code in (400, 401, 403, 404, 413, 422, 429)})
+    app.state.service = service
+    app.add_middleware(BodyLimit, limit=settings.max_upload_bytes)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.exception_handler(FaceprintError)
+    async def faceprint_error(request: Request, exc: FaceprintError) -> JSONResponse:
+        status = status_for(exc)
+        headers = {"Retry-After": "1"} if status == 429 else None
+        return _error(status, exc.code, str(exc), headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return _error(422, "invalid_request", f"{where}: {first.get('msg', 'invalid request')}")
+
+    @app.middleware("http")
+    async def audit_and_time(request: Request, call_next):
+        start = time.perf_counter()
+        response = await call_next(request)
+        response.headers["X-Elapsed-Ms"] = f"{1000 * (time.perf_counter() - start):.1f}"
+        if settings.audit is not None and request.url.path.startswith("/v1/"):
+            key = getattr(request.state, "key", None)
+            route = request.scope.get("route")
+            settings.audit(actor=key.id if key else "anonymous", action=getattr(route, "name", request.url.path),
+                           collection=request.path_params.get("collection"),
+                           subject=request.path_params.get("person"), outcome=response.status_code,
+                           details={"method": request.method, "path": request.url.path})
+        return response
+
+    reader, writer, admin = (_authorizer(r) for r in ("reader", "writer", "admin"))
+    any_reader = _authorizer("reader", collection_scoped=False)
+    any_admin = _authorizer("admin", collection_scoped=False)
+
+    # -- page, health -------------------------------------------------------------------
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    @app.get("/health", response_model=schemas.Health, tags=["health"])
+    async def health() -> schemas.Health:
+        """Liveness: the process answers."""
+        return schemas.Health(status="ok", version=__version__)
+
+    @app.get("/ready", response_model=schemas.Ready, tags=["health"],
+             responses={503: {"model": schemas.Ready}})
+    async def ready() -> Response:
+        """Readiness: models loaded and the data folder writable (503 otherwise)."""
+        ok = bool(service.loaded) and os.access(settings.data_dir, os.W_OK)
+        body = schemas.Ready(ready=ok, workers=settings.workers, queued_or_running=service.pool.pending,
+                             profiles_loaded=service.loaded)
+        return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
+
+    # -- keys ---------------------------------------------------------------------------
+
+    @app.post("/v1/keys", response_model=schemas.NewKey, status_code=201, tags=["keys"])
+    async def create_key(body: schemas.KeyRequest, key: ApiKey = Depends(any_admin)) -> schemas.NewKey:
+        """Issue a key (admin). A key's collections must be within the issuing key's."""
+        if ALL not in key.collections and not set(body.collections) <= set(key.collections):
+            raise ForbiddenError("a key may only issue keys for its own collections")
+        full, record = service.keys.create(body.role, body.collections, body.label)
+        return schemas.NewKey(key=full, **record.to_dict())
+
+    @app.get("/v1/keys", response_model=list[schemas.KeyInfo], tags=["keys"])
+    async def list_keys(key: ApiKey = Depends(any_admin)) -> list[schemas.KeyInfo]:
+        """Keys whose collections are within the caller's (admin)."""
+        mine = set(key.collections)
+        return [schemas.KeyInfo(**k.to_dict()) for k in service.keys.list()
+                if ALL in mine or set(k.collections) <= mine]
+
+    @app.delete("/v1/keys/{key_id}", status_code=204, tags=["keys"])
+    async def revoke_key(key_id: str, key: ApiKey = Depends(any_admin)) -> Response:
+        """Revoke a key (admin, within the caller's collections)."""
+        target = next((k for k in service.keys.list() if k.id == key_id), None)
+        if target is None or (ALL not in key.collections and not set(target.collections) <= set(key.collections)):
+            raise ForbiddenError(f"no key {key_id!r} that this key may revoke")
+        service.keys.revoke(key_id)
+        return Response(status_code=204)
+
+    # -- collections --------------------------------------------------------------------
+
+    @app.post("/v1/collections", response_model=schemas.CollectionOut, status_code=201, tags=["collections"])
+    async def create_collection(body: schemas.CollectionRequest,
+                                key: ApiKey = Depends(any_admin)) -> schemas.CollectionOut:
+        """Create a collection bound to a recognition profile (admin)."""
+        if not key.allows("admin", body.name):
+            raise ForbiddenError(f"this key may not act as admin on collection {body.name!r}")
+        service.collections.create(body.name, body.profile or settings.profile, body.keep_images)
+        return service.collection_out(body.name)
+
+    @app.get("/v1/collections", response_model=list[schemas.CollectionOut], tags=["collections"])
+    async def list_collections(key: ApiKey = Depends(any_reader)) -> list[schemas.CollectionOut]:
+        """The collections this key may use."""
+        return [service.collection_out(n) for n in service.collections.names() if key.allows("reader", n)]
+
+    @app.get("/v1/collections/{collection}", response_model=schemas.CollectionOut, tags=["collections"])
+    async def get_collection(collection: str, key: ApiKey = Depends(reader)) -> schemas.CollectionOut:
+        """A collection's profile, threshold and counts."""
+        return service.collection_out(collection)
+
+    @app.delete("/v1/collections/{collection}", status_code=204, tags=["collections"])
+    async def delete_collection(collection: str, key: ApiKey = Depends(admin)) -> Response:
+        """Delete a collection with every person, template and kept image in it (admin)."""
+        service.collections.delete(collection)
+        return Response(status_code=204)
+
+    # -- stateless: detect, verify ------------------------------------------------------
+
+    @app.post("/v1/detect", response_model=schemas.DetectOut, tags=["faces"],
+              openapi_extra={"requestBody": {"content": IMAGE_CONTENT, "required": True,
+                                             "description": "field `image`: a file, or base64 in JSON"}})
+    async def detect(request: Request, key: ApiKey = Depends(any_reader)) -> dict:
+        """Find faces: boxes, landmarks, detector score and quality."""
+        images, _ = await _read_images(request, ("image",), 1)
+        _, data = _one(images, "image")
+
+        def run(engine) -> dict:
+            image = engine.load(data)
+            return {"width": image.shape[1], "height": image.shape[0],
+                    "faces": [f.to_dict() for f in engine.detect(image)]}
+
+        return await service.pool.submit(settings.profile, run)
+
+    @app.post("/v1/verify", response_model=schemas.VerifyOut, tags=["faces"],
+              openapi_extra={"requestBody": {"content": IMAGE_CONTENT, "required": True,
+                                             "description": "fields `a` and `b`: one face each"}})
+    async def verify(request: Request, profile: str | None = None,
+                     key: ApiKey = Depends(any_reader)) -> dict:
+        """Are the faces in images `a` and `b` the same person?"""
+        images, _ = await _read_images(request, ("a", "b"), 2)
+        (_, a), (_, b) = _one(images, "a"), _one(images, "b")
+        return (await service.pool.submit(profile or settings.profile,
+                                          lambda engine: engine.verify(a, b, largest=True))).to_dict()
+
+    # -- persons and faces --------------------------------------------------------------
+
+    def stored_faces(collection: str, person: str) -> list[schemas.StoredFace]:
+        gallery = service.collections.gallery(collection)
+        folder = service.collections.image_dir(collection)
+        return [schemas.StoredFace(id=f.id, source=f.source, box=f.box, quality=f.quality, created_at=f.created_at,
+                                   has_image=(folder / str(f.id)).exists()) for f in gallery.faces(person)]
+
+    @app.post("/v1/collections/{collection}/persons/{person}/faces", response_model=schemas.EnrolOut,
+              status_code=201, tags=["persons"],
+              openapi_extra={"requestBody": {"content": IMAGE_CONTENT, "required": True,
+                                             "description": "field `images` (one or more, one face each) and "
+                                                            "optional `metadata` (JSON object)"}})
+    async def enrol(collection: str, person: str, request: Request, key: ApiKey = Depends(writer)) -> dict:
+        """Enrol `person` from one or more images, all or nothing (writer)."""
+        info = service.collections.info(collection)
+        images, fields = await _read_images(request, ("images",), settings.max_images_per_request)
+        metadata = fields.get("metadata")
+        if metadata is not None and not isinstance(metadata, dict):
+            raise BadRequestError("metadata must be a JSON object")
+        if not images["images"]:
+            raise BadRequestError("no images: send one or more in field 'images'")
+        if not person.strip() or len(person) > 200:
+            raise BadRequestError("person name must be 1-200 characters")
+        gallery = service.collections.gallery(collection)
+
+        def run(engine) -> tuple:
+            items = []
+            for label, data in images["images"]:
+                face = engine.single_face(data, largest=True)
+                items.append(EnrolmentItem(template=engine.embed_faces([face])[0], source=label,
+                                           box=face.box.as_list(), quality=face.quality))
+            with service.write_lock(collection):
+                record = engine.enroll_items(person, items, gallery, metadata=metadata)
+                ids = [f.id for f in gallery.faces(person)][-len(items):]
+            if info.keep_images:
+                folder = service.collections.image_dir(collection)
+                folder.mkdir(exist_ok=True)
+                for face_id, (_, data) in zip(ids, images["images"], strict=True):
+                    (folder / str(face_id)).write_bytes(data)
+            return record, ids
+
+        record, ids = await service.pool.submit(info.profile, run)
+        return {**_person_dict(record), "faces_added": ids}
+
+    @app.get("/v1/collections/{collection}/persons", response_model=list[schemas.PersonOut], tags=["persons"])
+    async def list_persons(collection: str, key: ApiKey = Depends(reader)) -> list[dict]:
+        """Every person in the collection."""
+        service.collections.info(collection)
+        return [_person_dict(p) for p in service.collections.gallery(collection).persons()]
+
+    @app.get("/v1/collections/{collection}/persons/{person}", response_model=schemas.PersonDetail,
+             tags=["persons"])
+    async def get_person(collection: str, person: str, key: ApiKey = Depends(reader)) -> dict:
+        """A person with their stored faces."""
+        record = service.collections.gallery(collection).get_person(person)
+        return {**_person_dict(record), "faces": stored_faces(collection, person)}
+
+    @app.delete("/v1/collections/{collection}/persons/{person}", response_model=schemas.Deleted, tags=["persons"])
+    async def delete_person(collection: str, person: str, key: ApiKey = Depends(writer)) -> dict:
+        """Delete a person, every template of theirs and any kept image (writer)."""
+        gallery = service.collections.gallery(collection)
+        with service.write_lock(collection):
+            ids = [f.id for f in gallery.faces(person)]
+            removed = gallery.delete_person(person)
+        for face_id in ids:
+            (service.collections.image_dir(collection) / str(face_id)).unlink(missing_ok=True)
+        return {"deleted": person, "faces_removed": removed}
+
+    @app.delete("/v1/collections/{collection}/faces/{face_id}", status_code=204, tags=["persons"])
+    async def delete_face(collection: str, face_id: int, key: ApiKey = Depends(writer)) -> Response:
+        """Delete one stored face (writer)."""
+        gallery = service.collections.gallery(collection)
+        with service.write_lock(collection):
+            gallery.delete_face(face_id)
+        (service.collections.image_dir(collection) / str(face_id)).unlink(missing_ok=True)
+        return Response(status_code=204)
+
+    @app.get("/v1/collections/{collection}/faces/{face_id}/image", tags=["persons"],
+             responses={200: {"content": {"application/octet-stream": {}}}})
+    async def face_image(collection: str, face_id: int, key: ApiKey = Depends(reader)) -> Response:
+        """The uploaded image of a stored face, when the collection keeps images."""
+        service.collections.info(collection)
+        path = service.collections.image_dir(collection) / str(face_id)
+        if not path.exists():
+            raise NoImageStoredError(f"no stored image for face {face_id}")
+        return Response(path.read_bytes(), media_type="application/octet-stream")
+
+    # -- 1:1 against a person, 1:N ------------------------------------------------------
+
+    @app.post("/v1/collections/{collection}/persons/{person}/verify", response_model=schemas.PersonVerifyOut,
+              tags=["faces"], openapi_extra={"requestBody": {"content": IMAGE_CONTENT, "required": True,
+                                                             "description": "field `image`: one face"}})
+    async def verify_person(collection: str, person: str, request: Request,
+                            key: ApiKey = Depends(reader)) -> dict:
+        """Is the face in `image` this enrolled person? (best score over their templates)"""
+        info = service.collections.info(collection)
+        images, _ = await _read_images(request, ("image",), 1)
+        _, data = _one(images, "image")
+        gallery = service.collections.gallery(collection)
+        pid = gallery.get_person(person).id
+
+        def run(engine) -> dict:
+            probe = engine.embed(data, largest=True)
+            _, pids, vecs = gallery.matrix()
+            mine = vecs[pids == pid]
+            similarity = float(np.max(mine @ probe.vector)) if len(mine) else -1.0
+            return {"person": person, "similarity": round(similarity, 4), "is_match": similarity >= engine.threshold,
+                    "threshold": round(engine.threshold, 4), "fmr": engine.fmr, "model": engine.model_id}
+
+        return await service.pool.submit(info.profile, run)
+
+    @app.post("/v1/collections/{collection}/identify", response_model=schemas.IdentifyOut, tags=["faces"],
+              openapi_extra={"requestBody": {"content": IMAGE_CONTENT, "required": True,
+                                             "description": "field `image`: any number of faces"}})
+    async def identify(collection: str, request: Request, top_k: int = Query(3, ge=1),
+                       key: ApiKey = Depends(reader)) -> dict:
+        """Name every face in `image`: top-k candidates, and `unknown` when none reaches the threshold."""
+        info = service.collections.info(collection)
+        images, _ = await _read_images(request, ("image",), 1)
+        _, data = _one(images, "image")
+        gallery = service.collections.gallery(collection)
+        k = min(top_k, settings.max_top_k)
+
+        def run(engine) -> dict:
+            image = engine.load(data)
+            results = engine.identify(image, gallery, k=k) if gallery.face_count() else [
+                _unknown(face, engine) for face in engine.detect(image, usable_only=True)]
+            return {"width": image.shape[1], "height": image.shape[0], "threshold": round(engine.threshold, 4),
+                    "fmr": engine.fmr, "model": engine.model_id,
+                    "faces": [{**r.to_dict(), "unknown": r.person is None} for r in results]}
+
+        return await service.pool.submit(info.profile, run)
+
+    return app
+
+
+def _unknown(face, engine):
+    from ..types import Identification
+
+    return Identification(face=face, candidates=[], threshold=engine.threshold, fmr=engine.fmr)
+
+
+def _person_dict(record) -> dict:
+    return {"name": record.name, "metadata": record.metadata, "face_count": record.face_count,
+            "created_at": record.created_at, "updated_at": record.updated_at}
+
+
+__all__ = ["ServiceSettings", "create_app", "UploadTooLargeError"]

@@ -1,0 +1,127 @@
+"""Collections: named galleries in the service's data folder, each bound to one recognition profile.
+
+``DATA/collections/<name>/collection.json`` holds the settings (profile, whether uploaded images
+are kept, when it was made); ``gallery.sqlite`` beside it is the gallery; ``images/`` holds
+uploaded images only when the collection keeps them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import threading
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ..errors import FaceprintError
+from ..gallery import Gallery
+from ..profiles import get as get_profile
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class CollectionNotFoundError(FaceprintError):
+    """No collection by that name."""
+
+    code = "collection_not_found"
+
+
+class CollectionExistsError(FaceprintError):
+    """A collection by that name already exists."""
+
+    code = "collection_exists"
+
+
+class InvalidCollectionError(FaceprintError):
+    """A collection name or setting that is not allowed."""
+
+    code = "invalid_collection"
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    """A collection's settings."""
+
+    name: str
+    profile: str
+    model: str
+    keep_images: bool
+    created_at: str
+
+    def to_dict(self) -> dict:
+        """A JSON-ready description."""
+        return asdict(self)
+
+
+class Collections:
+    """Create, list, open and delete collections under ``root``; galleries stay open once opened."""
+
+    def __init__(self, root: str | os.PathLike) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._open: dict[str, Gallery] = {}
+
+    def _dir(self, name: str) -> Path:
+        if not NAME.match(name or ""):
+            raise InvalidCollectionError(
+                f"invalid collection name {name!r}: 1-64 letters, digits, '_', '.', '-', not starting with a symbol")
+        return self.root / name
+
+    def create(self, name: str, profile: str, keep_images: bool = False) -> CollectionInfo:
+        """Make a new, empty collection bound to ``profile``."""
+        folder = self._dir(name)
+        prof = get_profile(profile)  # UnknownModelError for a bad profile
+        with self._lock:
+            if (folder / "collection.json").exists():
+                raise CollectionExistsError(f"collection {name!r} already exists")
+            folder.mkdir(parents=True, exist_ok=True)
+            info = CollectionInfo(name, prof.name, prof.model_id, bool(keep_images),
+                                  datetime.now(timezone.utc).isoformat(timespec="seconds"))
+            Gallery(folder / "gallery.sqlite", model=prof.model_id, dim=prof.dim).close()
+            tmp = folder / "collection.json.tmp"
+            tmp.write_text(json.dumps(info.to_dict(), indent=2))
+            os.replace(tmp, folder / "collection.json")
+        return info
+
+    def info(self, name: str) -> CollectionInfo:
+        """A collection's settings; :class:`CollectionNotFoundError` when there is none."""
+        path = self._dir(name) / "collection.json"
+        if not path.exists():
+            raise CollectionNotFoundError(f"collection {name!r} not found")
+        return CollectionInfo(**json.loads(path.read_text()))
+
+    def names(self) -> list[str]:
+        """Names of every collection, sorted."""
+        return sorted(p.parent.name for p in self.root.glob("*/collection.json"))
+
+    def gallery(self, name: str) -> Gallery:
+        """The open gallery of collection ``name`` (opened on first use, then shared)."""
+        info = self.info(name)
+        with self._lock:
+            if name not in self._open:
+                self._open[name] = Gallery(self.root / name / "gallery.sqlite", model=info.model)
+            return self._open[name]
+
+    def image_dir(self, name: str) -> Path:
+        """Where collection ``name`` keeps uploaded images (used only when ``keep_images``)."""
+        return self._dir(name) / "images"
+
+    def delete(self, name: str) -> None:
+        """Delete a collection, its gallery and any kept images."""
+        self.info(name)
+        with self._lock:
+            gallery = self._open.pop(name, None)
+            if gallery is not None:
+                gallery.close()
+            shutil.rmtree(self._dir(name))
+
+    def close(self) -> None:
+        """Close every open gallery."""
+        with self._lock:
+            for gallery in self._open.values():
+                gallery.close()
+            self._open.clear()

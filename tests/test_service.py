@@ -1,0 +1,300 @@
+"""The REST service, in process: real faces through every endpoint, keys, isolation and limits."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import threading
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+fastapi = pytest.importorskip("fastapi")
+from fastapi.testclient import TestClient  # noqa: E402
+
+from faceprint.service.app import ServiceSettings, create_app  # noqa: E402
+from faceprint.service.inference import BusyError, InferencePool, InferenceTimeoutError  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def files(data_dir):
+    knn = data_dir / "knn-small"
+    return {
+        "obama": [knn / "train/obama/obama.jpg", knn / "train/obama/obama2.jpg"],
+        "biden": [knn / "train/biden/biden.jpg", knn / "train/biden/biden2.jpg"],
+        "group": knn / "test/obama_and_biden.jpg",
+        "obama_probe": knn / "test/obama1.jpg",
+        "crowd": data_dir / "video/multiface.jpg",
+    }
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory, data_dir):
+    settings = ServiceSettings(tmp_path_factory.mktemp("svc"), profile="fast", workers=2, queue=8,
+                               max_pixels=4_000_000, max_upload_bytes=3 * 1024 * 1024)
+    app = create_app(settings)
+    keys = app.state.service.keys
+    admin, _ = keys.create("admin", ["*"])
+    with TestClient(app) as client:
+        yield client, app, admin
+
+
+def auth(key: str) -> dict:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def upload(field: str, *paths) -> list:
+    return [(field, (p.name, p.read_bytes(), "image/jpeg")) for p in paths]
+
+
+def new_key(client, admin, role, collections):
+    r = client.post("/v1/keys", json={"role": role, "collections": collections}, headers=auth(admin))
+    assert r.status_code == 201, r.text
+    return r.json()["key"]
+
+
+@pytest.fixture(scope="module")
+def team(service, files):
+    """Collection 'team' with obama and biden enrolled."""
+    client, _, admin = service
+    assert client.post("/v1/collections", json={"name": "team"}, headers=auth(admin)).status_code == 201
+    for person in ("obama", "biden"):
+        r = client.post(f"/v1/collections/team/persons/{person}/faces", files=upload("images", *files[person]),
+                        data={"metadata": '{"role": "test"}'}, headers=auth(admin))
+        assert r.status_code == 201, r.text
+        assert len(r.json()["faces_added"]) == 2
+    return "team"
+
+
+def test_health_ready_and_openapi(service):
+    client, _, _ = service
+    assert client.get("/health").json()["status"] == "ok"
+    ready = client.get("/ready")
+    assert ready.status_code == 200 and ready.json()["profiles_loaded"] == ["fast"]
+    spec = client.get("/openapi.json").json()
+    for path in ("/v1/detect", "/v1/verify", "/v1/collections/{collection}/identify",
+                 "/v1/collections/{collection}/persons/{person}/faces", "/v1/keys"):
+        assert path in spec["paths"]
+    assert client.get("/docs").status_code == 404  # Swagger UI would load from a CDN: not served
+
+
+def test_web_page_is_served_without_external_resources(service):
+    client, _, _ = service
+    page = client.get("/")
+    assert page.status_code == 200 and "Identify faces in a photo" in page.text
+    for asset in ("/static/app.js", "/static/style.css"):
+        body = client.get(asset)
+        assert body.status_code == 200
+    assert "http://" not in page.text and "https://" not in page.text
+
+
+def test_identify_group_photo_names_both_and_unknowns(service, team, files):
+    client, _, admin = service
+    r = client.post("/v1/collections/team/identify", files=upload("image", files["group"]), headers=auth(admin))
+    assert r.status_code == 200, r.text
+    names = sorted(f["person"] for f in r.json()["faces"])
+    assert names == ["biden", "obama"]
+    crowd = client.post("/v1/collections/team/identify?top_k=2", files=upload("image", files["crowd"]),
+                        headers=auth(admin)).json()
+    assert len(crowd["faces"]) >= 3
+    assert all(f["unknown"] and f["person"] is None for f in crowd["faces"])
+    assert all(len(f["candidates"]) == 2 for f in crowd["faces"])
+
+
+def test_verify_images_and_person(service, team, files):
+    client, _, admin = service
+    same = client.post("/v1/verify", files=upload("a", files["obama"][0]) + upload("b", files["obama_probe"]),
+                       headers=auth(admin)).json()
+    diff = client.post("/v1/verify", files=upload("a", files["obama"][0]) + upload("b", files["biden"][0]),
+                       headers=auth(admin)).json()
+    assert same["is_match"] and not diff["is_match"]
+    probe = upload("image", files["obama_probe"])
+    assert client.post("/v1/collections/team/persons/obama/verify", files=probe, headers=auth(admin)).json()["is_match"]
+    assert not client.post("/v1/collections/team/persons/biden/verify", files=probe,
+                           headers=auth(admin)).json()["is_match"]
+
+
+def test_detect_accepts_base64_json(service, files):
+    client, _, admin = service
+    b64 = base64.b64encode(files["group"].read_bytes()).decode()
+    r = client.post("/v1/detect", json={"image": b64}, headers=auth(admin))
+    assert r.status_code == 200
+    usable = [f for f in r.json()["faces"] if not f["quality_reasons"]]
+    assert len(usable) == 2 and len(r.json()["faces"]) >= 2
+
+
+def test_persons_list_get_and_metadata(service, team):
+    client, _, admin = service
+    people = client.get("/v1/collections/team/persons", headers=auth(admin)).json()
+    assert {p["name"] for p in people} >= {"obama", "biden"}
+    obama = client.get("/v1/collections/team/persons/obama", headers=auth(admin)).json()
+    assert obama["metadata"] == {"role": "test"} and len(obama["faces"]) == 2
+    assert not any(f["has_image"] for f in obama["faces"])  # not kept unless the collection says so
+    missing = client.get("/v1/collections/team/persons/nobody", headers=auth(admin))
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "person_not_found"
+
+
+def test_key_for_one_collection_never_reaches_another(service, team, files):
+    client, _, admin = service
+    assert client.post("/v1/collections", json={"name": "other"}, headers=auth(admin)).status_code == 201
+    writer_team = new_key(client, admin, "writer", ["team"])
+    for method, path, kwargs in [
+        ("get", "/v1/collections/other/persons", {}),
+        ("post", "/v1/collections/other/persons/x/faces", {"files": upload("images", files["biden"][0])}),
+        ("post", "/v1/collections/other/identify", {"files": upload("image", files["group"])}),
+        ("delete", "/v1/collections/other/persons/x", {}),
+        ("delete", "/v1/collections/other", {}),
+    ]:
+        r = getattr(client, method)(path, headers=auth(writer_team), **kwargs)
+        assert r.status_code == 403, (path, r.text)
+    # The answer for a collection that exists and one that does not is the same.
+    exists = client.get("/v1/collections/other", headers=auth(writer_team))
+    absent = client.get("/v1/collections/no-such", headers=auth(writer_team))
+    assert exists.status_code == absent.status_code == 403
+    assert exists.json()["error"]["code"] == absent.json()["error"]["code"] == "forbidden"
+    listed = client.get("/v1/collections", headers=auth(writer_team)).json()
+    assert [c["name"] for c in listed] == ["team"]
+    assert client.get("/v1/collections/other/persons", headers=auth(admin)).json() == []
+
+
+def test_roles(service, team, files):
+    client, _, admin = service
+    reader = new_key(client, admin, "reader", ["team"])
+    writer = new_key(client, admin, "writer", ["team"])
+    enrol = upload("images", files["biden"][0])
+    assert client.post("/v1/collections/team/persons/x/faces", files=enrol, headers=auth(reader)).status_code == 403
+    assert client.delete("/v1/collections/team/persons/obama", headers=auth(reader)).status_code == 403
+    assert client.post("/v1/collections/team/identify", files=upload("image", files["group"]),
+                       headers=auth(reader)).status_code == 200
+    assert client.post("/v1/keys", json={"role": "reader", "collections": ["team"]},
+                       headers=auth(writer)).status_code == 403
+    assert client.post("/v1/collections", json={"name": "x"}, headers=auth(writer)).status_code == 403
+    for bad in ({}, {"X-API-Key": "fp_nope_nope"}, {"Authorization": "Bearer " + reader + "x"}):
+        r = client.get("/v1/collections/team", headers=bad)
+        assert r.status_code == 401 and r.json()["error"]["code"] == "unauthorized"
+
+
+def test_keys_are_stored_hashed(service):
+    client, app, admin = service
+    key = new_key(client, admin, "reader", ["team"])
+    stored = (app.state.service.settings.data_dir / "keys.sqlite").read_bytes()
+    wal = app.state.service.settings.data_dir / "keys.sqlite-wal"
+    stored += wal.read_bytes() if wal.exists() else b""
+    secret = key.split("_", 2)[2]
+    assert secret.encode() not in stored and admin.split("_", 2)[2].encode() not in stored
+    assert client.get("/v1/collections/team", headers=auth(key)).status_code == 200
+    key_id = key.split("_")[1]
+    assert client.delete(f"/v1/keys/{key_id}", headers=auth(admin)).status_code == 204
+    assert client.get("/v1/collections/team", headers=auth(key)).status_code == 401
+
+
+def _png(width: int, height: int) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((height, width, 3), np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_limits_and_bad_input(service, team, files, tmp_path):
+    client, _, admin = service
+    h = auth(admin)
+    big = client.post("/v1/detect", files=[("image", ("big.bin", b"\0" * (4 * 1024 * 1024), "image/jpeg"))], headers=h)
+    assert big.status_code == 413 and big.json()["error"]["code"] == "upload_too_large"
+    huge = client.post("/v1/detect", files=[("image", ("huge.png", _png(2100, 2100), "image/png"))], headers=h)
+    assert huge.status_code == 413 and huge.json()["error"]["code"] == "image_too_large"
+    corrupt = client.post("/v1/detect", files=[("image", ("c.jpg", files["group"].read_bytes()[:2000], "image/jpeg"))],
+                          headers=h)
+    assert corrupt.status_code == 422 and corrupt.json()["error"]["code"] == "image_decode_error"
+    noface = client.post("/v1/collections/team/persons/blank/faces",
+                         files=[("images", ("blank.png", _png(200, 200), "image/png"))], headers=h)
+    assert noface.status_code == 422 and noface.json()["error"]["code"] == "no_face"
+    assert client.get("/v1/collections/team/persons/blank", headers=h).status_code == 404  # nothing written
+    two = client.post("/v1/verify", files=upload("a", files["group"]), headers=h)
+    assert two.status_code == 400 and two.json()["error"]["code"] == "bad_request"
+    assert client.post("/v1/detect", json={"image": "not base64!"}, headers=h).json()["error"]["code"] == "bad_request"
+    assert client.post("/v1/collections", json={"name": "../etc"}, headers=h).status_code == 422
+    assert client.post("/v1/collections", json={"name": "z", "profile": "nope"}, headers=h).status_code == 422
+    assert client.post("/v1/collections/team/identify?top_k=0", files=upload("image", files["group"]),
+                       headers=h).status_code == 422
+
+
+def test_enrolment_is_all_or_nothing(service, team, files):
+    client, _, admin = service
+    mixed = upload("images", files["biden"][0]) + [("images", ("blank.png", _png(120, 120), "image/png"))]
+    r = client.post("/v1/collections/team/persons/half/faces", files=mixed, headers=auth(admin))
+    assert r.status_code == 422
+    assert client.get("/v1/collections/team/persons/half", headers=auth(admin)).status_code == 404
+
+
+def test_kept_images_are_stored_and_erased(service, files):
+    client, app, admin = service
+    h = auth(admin)
+    assert client.post("/v1/collections", json={"name": "kept", "keep_images": True}, headers=h).status_code == 201
+    r = client.post("/v1/collections/kept/persons/obama/faces", files=upload("images", *files["obama"]), headers=h)
+    face_ids = r.json()["faces_added"]
+    image = client.get(f"/v1/collections/kept/faces/{face_ids[0]}/image", headers=h)
+    assert image.status_code == 200 and image.content == files["obama"][0].read_bytes()
+    client.delete(f"/v1/collections/kept/faces/{face_ids[1]}", headers=h)
+    assert client.get(f"/v1/collections/kept/faces/{face_ids[1]}/image", headers=h).status_code == 404
+    assert client.delete("/v1/collections/kept/persons/obama", headers=h).json()["faces_removed"] == 1
+    assert client.get(f"/v1/collections/kept/faces/{face_ids[0]}/image", headers=h).status_code == 404
+    folder = app.state.service.collections.image_dir("kept")
+    assert not any(folder.iterdir())
+
+
+def test_delete_person_then_unknown(service, files):
+    client, _, admin = service
+    h = auth(admin)
+    client.post("/v1/collections", json={"name": "gone"}, headers=h)
+    client.post("/v1/collections/gone/persons/obama/faces", files=upload("images", *files["obama"]), headers=h)
+    before = client.post("/v1/collections/gone/identify", files=upload("image", files["obama_probe"]), headers=h)
+    assert before.json()["faces"][0]["person"] == "obama"
+    assert client.delete("/v1/collections/gone/persons/obama", headers=h).status_code == 200
+    after = client.post("/v1/collections/gone/identify", files=upload("image", files["obama_probe"]), headers=h)
+    assert after.json()["faces"][0]["unknown"]
+    assert client.get("/v1/collections/gone/persons", headers=h).json() == []
+
+
+def test_pool_refuses_past_its_queue_and_times_out():
+    pool = InferencePool(workers=1, queue=1, timeout_s=5, fmr=1e-3, max_pixels=1_000_000)
+    release = threading.Event()
+
+    async def scenario():
+        blocked = asyncio.ensure_future(pool.submit("fast", lambda e: release.wait(10)))
+        queued = asyncio.ensure_future(pool.submit("fast", lambda e: "queued"))
+        await asyncio.sleep(0.2)
+        with pytest.raises(BusyError):
+            await pool.submit("fast", lambda e: "refused")
+        release.set()
+        return await blocked, await queued
+
+    assert asyncio.run(scenario()) == (True, "queued")
+    assert pool.pending == 0
+    slow = InferencePool(workers=1, queue=0, timeout_s=0.2, fmr=1e-3, max_pixels=1_000_000)
+    with pytest.raises(InferenceTimeoutError):
+        asyncio.run(slow.submit("fast", lambda e: time.sleep(1)))
+    time.sleep(1)
+    assert slow.pending == 0  # the slot came back when the slow job ended
+    pool.close()
+    slow.close()
+
+
+def test_busy_service_answers_429(tmp_path, data_dir):
+    settings = ServiceSettings(tmp_path, profile="fast", workers=1, queue=0, warm=False)
+    app = create_app(settings)
+    admin, _ = app.state.service.keys.create("admin", ["*"])
+    gate = threading.Event()
+    pool = app.state.service.pool
+    with TestClient(app) as client:
+        async def hold():
+            await pool.submit("fast", lambda e: gate.wait(10))
+
+        holder = threading.Thread(target=lambda: asyncio.run(hold()))
+        holder.start()
+        time.sleep(0.3)
+        r = client.post("/v1/detect", files=[("image", ("x.png", _png(50, 50), "image/png"))], headers=auth(admin))
+        gate.set()
+        holder.join()
+    assert r.status_code == 429 and r.json()["error"]["code"] == "busy" and r.headers["Retry-After"] == "1"
