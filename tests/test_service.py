@@ -13,10 +13,10 @@ import pytest
 from PIL import Image
 
 fastapi = pytest.importorskip("fastapi")
-from fastapi.testclient import TestClient  # noqa: E402
+from fastapi.testclient import TestClient
 
-from faceprint.service.app import ServiceSettings, create_app  # noqa: E402
-from faceprint.service.inference import BusyError, InferencePool, InferenceTimeoutError  # noqa: E402
+from faceprint.service.app import ServiceSettings, create_app
+from faceprint.service.inference import BusyError, InferencePool, InferenceTimeoutError
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 from fastapi import Depends, FastAPI, Query, Request
@@ -145,8 +145,8 @@ def _authorizer(role: str, collection_scoped: bool = True):
 
     def dependency(
         request: Request,
-        bearer: HTTPAuthorizationCredentials | None = Depends(_bearer),
-        header: str | None = Depends(_header),
+        bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+        header: Annotated[str | None, Depends(_header)],
     ) -> ApiKey:
         service: Service = request.app.state.service
         presented = header or (bearer.credentials if bearer else None)
@@ -161,6 +161,13 @@ def _authorizer(role: str, collection_scoped: bool = True):
         return key
 
     return dependency
+
+
+Reader = Annotated[ApiKey, Depends(_authorizer("reader"))]
+Writer = Annotated[ApiKey, Depends(_authorizer("writer"))]
+Admin = Annotated[ApiKey, Depends(_authorizer("admin"))]
+AnyReader = Annotated[ApiKey, Depends(_authorizer("reader", collection_scoped=False))]  # any collection
+AnyAdmin = Annotated[ApiKey, Depends(_authorizer("admin", collection_scoped=False))]
 
 
 async def _read_images(request: Request, names: tuple[str, ...], limit: int) -> tuple[dict[str, list], dict]:
@@ -264,10 +271,6 @@ def create_app(settings: ServiceSettings) -> FastAPI:
                            details={"method": request.method, "path": request.url.path})
         return response
 
-    reader, writer, admin = (_authorizer(r) for r in ("reader", "writer", "admin"))
-    any_reader = _authorizer("reader", collection_scoped=False)
-    any_admin = _authorizer("admin", collection_scoped=False)
-
     # -- page, health -------------------------------------------------------------------
 
     @app.get("/", include_in_schema=False)
@@ -291,7 +294,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     # -- keys ---------------------------------------------------------------------------
 
     @app.post("/v1/keys", response_model=schemas.NewKey, status_code=201, tags=["keys"])
-    async def create_key(body: schemas.KeyRequest, key: ApiKey = Depends(any_admin)) -> schemas.NewKey:
+    async def create_key(body: schemas.KeyRequest, key: AnyAdmin) -> schemas.NewKey:
         """Issue a key (admin). A key's collections must be within the issuing key's."""
         if ALL not in key.collections and not set(body.collections) <= set(key.collections):
             raise ForbiddenError("a key may only issue keys for its own collections")
@@ -299,14 +302,14 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         return schemas.NewKey(key=full, **record.to_dict())
 
     @app.get("/v1/keys", response_model=list[schemas.KeyInfo], tags=["keys"])
-    async def list_keys(key: ApiKey = Depends(any_admin)) -> list[schemas.KeyInfo]:
+    async def list_keys(key: AnyAdmin) -> list[schemas.KeyInfo]:
         """Keys whose collections are within the caller's (admin)."""
         mine = set(key.collections)
         return [schemas.KeyInfo(**k.to_dict()) for k in service.keys.list()
                 if ALL in mine or set(k.collections) <= mine]
 
     @app.delete("/v1/keys/{key_id}", status_code=204, tags=["keys"])
-    async def revoke_key(key_id: str, key: ApiKey = Depends(any_admin)) -> Response:
+    async def revoke_key(key_id: str, key: AnyAdmin) -> Response:
         """Revoke a key (admin, within the caller's collections)."""
         target = next((k for k in service.keys.list() if k.id == key_id), None)
         if target is None or (ALL not in key.collections and not set(target.collections) <= set(key.collections)):
@@ -318,7 +321,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
 
     @app.post("/v1/collections", response_model=schemas.CollectionOut, status_code=201, tags=["collections"])
     async def create_collection(body: schemas.CollectionRequest,
-                                key: ApiKey = Depends(any_admin)) -> schemas.CollectionOut:
+                                key: AnyAdmin) -> schemas.CollectionOut:
         """Create a collection bound to a recognition profile (admin)."""
         if not key.allows("admin", body.name):
             raise ForbiddenError(f"this key may not act as admin on collection {body.name!r}")
@@ -326,17 +329,17 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         return service.collection_out(body.name)
 
     @app.get("/v1/collections", response_model=list[schemas.CollectionOut], tags=["collections"])
-    async def list_collections(key: ApiKey = Depends(any_reader)) -> list[schemas.CollectionOut]:
+    async def list_collections(key: AnyReader) -> list[schemas.CollectionOut]:
         """The collections this key may use."""
         return [service.collection_out(n) for n in service.collections.names() if key.allows("reader", n)]
 
     @app.get("/v1/collections/{collection}", response_model=schemas.CollectionOut, tags=["collections"])
-    async def get_collection(collection: str, key: ApiKey = Depends(reader)) -> schemas.CollectionOut:
+    async def get_collection(collection: str, key: Reader) -> schemas.CollectionOut:
         """A collection's profile, threshold and counts."""
         return service.collection_out(collection)
 
     @app.delete("/v1/collections/{collection}", status_code=204, tags=["collections"])
-    async def delete_collection(collection: str, key: ApiKey = Depends(admin)) -> Response:
+    async def delete_collection(collection: str, key: Admin) -> Response:
         """Delete a collection with every person, template and kept image in it (admin)."""
         service.collections.delete(collection)
         return Response(status_code=204)
@@ -346,7 +349,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     @app.post("/v1/detect", response_model=schemas.DetectOut, tags=["faces"],
               openapi_extra={"requestBody": {"content": IMAGE_CONTENT, "required": True,
                                              "description": "field `image`: a file, or base64 in JSON"}})
-    async def detect(request: Request, key: ApiKey = Depends(any_reader)) -> dict:
+    async def detect(request: Request, key: AnyReader) -> dict:
         """Find faces: boxes, landmarks, detector score and quality."""
         images, _ = await _read_images(request, ("image",), 1)
         _, data = _one(images, "image")
@@ -361,8 +364,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     @app.post("/v1/verify", response_model=schemas.VerifyOut, tags=["faces"],
               openapi_extra={"requestBody": {"content": IMAGE_CONTENT, "required": True,
                                              "description": "fields `a` and `b`: one face each"}})
-    async def verify(request: Request, profile: str | None = None,
-                     key: ApiKey = Depends(any_reader)) -> dict:
+    async def verify(request: Request, key: AnyReader, profile: str | None = None) -> dict:
         """Are the faces in images `a` and `b` the same person?"""
         images, _ = await _read_images(request, ("a", "b"), 2)
         (_, a), (_, b) = _one(images, "a"), _one(images, "b")
@@ -382,7 +384,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
               openapi_extra={"requestBody": {"content": IMAGE_CONTENT, "required": True,
                                              "description": "field `images` (one or more, one face each) and "
                                                             "optional `metadata` (JSON object)"}})
-    async def enrol(collection: str, person: str, request: Request, key: ApiKey = Depends(writer)) -> dict:
+    async def enrol(collection: str, person: str, request: Request, key: Writer) -> dict:
         """Enrol `person` from one or more images, all or nothing (writer)."""
         info = service.collections.info(collection)
         images, fields = await _read_images(request, ("images",), settings.max_images_per_request)
@@ -415,20 +417,20 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         return {**_person_dict(record), "faces_added": ids}
 
     @app.get("/v1/collections/{collection}/persons", response_model=list[schemas.PersonOut], tags=["persons"])
-    async def list_persons(collection: str, key: ApiKey = Depends(reader)) -> list[dict]:
+    async def list_persons(collection: str, key: Reader) -> list[dict]:
         """Every person in the collection."""
         service.collections.info(collection)
         return [_person_dict(p) for p in service.collections.gallery(collection).persons()]
 
     @app.get("/v1/collections/{collection}/persons/{person}", response_model=schemas.PersonDetail,
              tags=["persons"])
-    async def get_person(collection: str, person: str, key: ApiKey = Depends(reader)) -> dict:
+    async def get_person(collection: str, person: str, key: Reader) -> dict:
         """A person with their stored faces."""
         record = service.collections.gallery(collection).get_person(person)
         return {**_person_dict(record), "faces": stored_faces(collection, person)}
 
     @app.delete("/v1/collections/{collection}/persons/{person}", response_model=schemas.Deleted, tags=["persons"])
-    async def delete_person(collection: str, person: str, key: ApiKey = Depends(writer)) -> dict:
+    async def delete_person(collection: str, person: str, key: Writer) -> dict:
         """Delete a person, every template of theirs and any kept image (writer)."""
         gallery = service.collections.gallery(collection)
         with service.write_lock(collection):
@@ -439,7 +441,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         return {"deleted": person, "faces_removed": removed}
 
     @app.delete("/v1/collections/{collection}/faces/{face_id}", status_code=204, tags=["persons"])
-    async def delete_face(collection: str, face_id: int, key: ApiKey = Depends(writer)) -> Response:
+    async def delete_face(collection: str, face_id: int, key: Writer) -> Response:
         """Delete one stored face (writer)."""
         gallery = service.collections.gallery(collection)
         with service.write_lock(collection):
@@ -449,7 +451,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
 
     @app.get("/v1/collections/{collection}/faces/{face_id}/image", tags=["persons"],
              responses={200: {"content": {"application/octet-stream": {}}}})
-    async def face_image(collection: str, face_id: int, key: ApiKey = Depends(reader)) -> Response:
+    async def face_image(collection: str, face_id: int, key: Reader) -> Response:
         """The uploaded image of a stored face, when the collection keeps images."""
         service.collections.info(collection)
         path = service.collections.image_dir(collection) / str(face_id)
@@ -463,7 +465,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
               tags=["faces"], openapi_extra={"requestBody": {"content": IMAGE_CONTENT, "required": True,
                                                              "description": "field `image`: one face"}})
     async def verify_person(collection: str, person: str, request: Request,
-                            key: ApiKey = Depends(reader)) -> dict:
+                            key: Reader) -> dict:
         """Is the face in `image` this enrolled person? (best score over their templates)"""
         info = service.collections.info(collection)
         images, _ = await _read_images(request, ("image",), 1)
@@ -484,8 +486,8 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     @app.post("/v1/collections/{collection}/identify", response_model=schemas.IdentifyOut, tags=["faces"],
               openapi_extra={"requestBody": {"content": IMAGE_CONTENT, "required": True,
                                              "description": "field `image`: any number of faces"}})
-    async def identify(collection: str, request: Request, top_k: int = Query(3, ge=1),
-                       key: ApiKey = Depends(reader)) -> dict:
+    async def identify(collection: str, request: Request, key: Reader,
+                       top_k: Annotated[int, Query(ge=1)] = 3) -> dict:
         """Name every face in `image`: top-k candidates, and `unknown` when none reaches the threshold."""
         info = service.collections.info(collection)
         images, _ = await _read_images(request, ("image",), 1)
@@ -517,4 +519,4 @@ def _person_dict(record) -> dict:
             "created_at": record.created_at, "updated_at": record.updated_at}
 
 
-__all__ = ["ServiceSettings", "create_app", "UploadTooLargeError"]
+__all__ = ["ServiceSettings", "UploadTooLargeError", "create_app"]
