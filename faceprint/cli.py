@@ -46,12 +46,15 @@ def cmd_detect(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     """Verify whether two images show the same person."""
     engine = engine_from_args(args)
-    result = engine.verify(args.a, args.b, largest=args.largest)
-    verdict = "SAME person" if result.is_match else "DIFFERENT people"
-    text = (
-        f"{verdict}: similarity {result.similarity:.4f} vs threshold {result.threshold:.4f} "
-        f"(calibrated FMR {result.fmr:g}, model {result.model})"
-    )
+    result = engine.verify(args.a, args.b, largest=args.largest, require_live=args.require_live)
+    if result.rejected:
+        text = f"REJECTED before matching: {result.rejected}"
+    else:
+        verdict = "SAME person" if result.is_match else "DIFFERENT people"
+        text = (
+            f"{verdict}: similarity {result.similarity:.4f} vs threshold {result.threshold:.4f} "
+            f"(calibrated FMR {result.fmr:g}, model {result.model})"
+        )
     emit(args, result.to_dict(), text)
     return 0 if result.is_match else 1
 
@@ -141,13 +144,13 @@ def cmd_identify(args: argparse.Namespace) -> int:
 
     engine = engine_from_args(args)
     image = engine.load(args.image)
-    results = engine.identify(image, args.gallery, k=args.top)
+    results = engine.identify(image, args.gallery, k=args.top, require_live=args.require_live)
     if args.out:
         save_rgb(annotate(image, [r.face for r in results], [r.person for r in results]), args.out)
     rows = []
     for i, r in enumerate(results):
         best = r.best
-        rows.append((i, r.face.box.as_list(), r.person or "unknown",
+        rows.append((i, r.face.box.as_list(), r.person or ("REJECTED: " + r.rejected if r.rejected else "unknown"),
                      f"{best.score:.3f}" if best else "-", best.person if best else "-"))
     text = table(rows, ["#", "box [x, y, w, h]", "identity", "score", "nearest"])
     known = sum(r.is_known for r in results)
@@ -272,6 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("a")
     p.add_argument("b")
     p.add_argument("--largest", action="store_true", help="use the largest face when there are several")
+    p.add_argument("--require-live", action="store_true",
+                   help="check liveness first: a photo or screen held up to the camera is rejected, with the reason")
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("enroll", parents=[common], help="add people to a gallery")
@@ -296,6 +301,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gallery", required=True, help=GALLERY_HELP)
     p.add_argument("--top", type=int, default=3, help="candidates per face (default 3)")
     p.add_argument("--out", help="write an annotated image here")
+    p.add_argument("--require-live", action="store_true",
+                   help="check liveness first: a photo or screen held up to the camera is rejected, with the reason")
     p.set_defaults(func=cmd_identify)
 
     p = sub.add_parser("people", parents=[common], help="list the people in a gallery")

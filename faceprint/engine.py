@@ -14,12 +14,18 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .detection import FaceFinder
 from .embedding import Recognizer
-from .errors import ModelMismatchError, MultipleFacesError, NoFaceError
+from .errors import (
+    ModelMismatchError,
+    MultipleFacesError,
+    NoFaceError,
+    UnsupportedInputError,
+)
 from .gallery import EnrolmentItem, Gallery, GalleryStore, PersonRecord, open_gallery
 from .image_io import DEFAULT_MAX_PIXELS, ImageInput, describe_source, load_image
 from .models import registry
@@ -27,6 +33,9 @@ from .profiles import DEFAULT_FMR, DEFAULT_PROFILE, Profile
 from .profiles import get as get_profile
 from .quality import QualityGate
 from .types import Face, Identification, Template, Verification
+
+if TYPE_CHECKING:
+    from .pad.passive import Liveness, PassiveLiveness
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +67,7 @@ class Engine:
         self.max_pixels = max_pixels
         self._finder: FaceFinder | None = None
         self._recognizer: Recognizer | None = None
+        self._liveness: PassiveLiveness | None = None
 
     @property
     def model_id(self) -> str:
@@ -121,11 +131,43 @@ class Engine:
                 raise ModelMismatchError(f"template of model '{t.model}' given to engine of model '{self.model_id}'")
         return float(np.dot(a.vector, b.vector))
 
+    @property
+    def liveness_model(self) -> PassiveLiveness:
+        """The passive presentation-attack detector (loaded on first use)."""
+        if self._liveness is None:
+            from .pad.passive import PassiveLiveness
+
+            self._liveness = PassiveLiveness()
+        return self._liveness
+
+    def check_live(self, face: Face) -> Liveness:
+        """Passive liveness of a detected face: is it a live person, or a photo or screen?"""
+        if face.image is None:
+            raise UnsupportedInputError("a liveness check needs the face's image (a Face from detect())")
+        return self.liveness_model.check(face.image, face)
+
     def verify(
-        self, a: ImageInput | Face | Template, b: ImageInput | Face | Template, *, largest: bool = False
+        self, a: ImageInput | Face | Template, b: ImageInput | Face | Template, *, largest: bool = False,
+        require_live: bool = False,
     ) -> Verification:
-        """Are ``a`` and ``b`` the same person? Each may be an image (one face), a Face or a Template."""
-        ta, tb = (x if isinstance(x, Template) else self.embed(x, largest=largest) for x in (a, b))
+        """Are ``a`` and ``b`` the same person? Each may be an image (one face), a Face or a Template.
+
+        With ``require_live`` both faces must pass the passive liveness check first (so templates
+        are not accepted); a face that fails it is not compared, and the result says why.
+        """
+        if require_live:
+            if any(isinstance(x, Template) for x in (a, b)):
+                raise UnsupportedInputError("require_live needs images or faces, not templates")
+            faces = [x if isinstance(x, Face) else self.single_face(x, largest=largest) for x in (a, b)]
+            checks = tuple(self.check_live(f) for f in faces)
+            failed = [f"{name}: {c.reason}" for name, c in zip(("a", "b"), checks) if not c.is_live]
+            if failed:
+                return Verification(similarity=float("nan"), is_match=False, threshold=self.threshold,
+                                    fmr=self.fmr, model=self.model_id, liveness=checks, rejected="; ".join(failed))
+            ta, tb = self.embed_faces(faces)
+        else:
+            checks = ()
+            ta, tb = (x if isinstance(x, Template) else self.embed(x, largest=largest) for x in (a, b))
         similarity = self.compare(ta, tb)
         return Verification(
             similarity=similarity,
@@ -133,6 +175,7 @@ class Engine:
             threshold=self.threshold,
             fmr=self.fmr,
             model=self.model_id,
+            liveness=checks,
         )
 
     def open_gallery(self, gallery: GalleryLike, *, create: bool = True) -> GalleryStore:
@@ -192,21 +235,27 @@ class Engine:
                 store.close()
 
     def identify(
-        self, image: ImageInput, gallery: GalleryLike, *, k: int = 5
+        self, image: ImageInput, gallery: GalleryLike, *, k: int = 5, require_live: bool = False
     ) -> list[Identification]:
-        """For every usable face in ``image``: the top ``k`` enrolled people, or unknown."""
+        """For every usable face in ``image``: the top ``k`` enrolled people, or unknown.
+
+        With ``require_live`` each face is first checked for liveness; a face that fails is not
+        searched (no candidates) and its result carries the reason (``rejected``).
+        """
         faces = self.detect(image, usable_only=True)
+        checks = [self.check_live(f) if require_live else None for f in faces]
+        searched = [f for f, c in zip(faces, checks, strict=True) if c is None or c.is_live]
         store = self.open_gallery(gallery, create=False)
         try:
-            templates = self.embed_faces(faces)
-            if not templates:
-                return []
-            ranked = store.search_many(np.stack([t.vector for t in templates]), k=k)
+            templates = self.embed_faces(searched)
+            ranked = store.search_many(np.stack([t.vector for t in templates]), k=k) if templates else []
         finally:
             if store is not gallery:
                 store.close()
+        found = dict(zip((id(f) for f in searched), ranked, strict=True))
         return [
-            Identification(face=face, candidates=cands, threshold=self.threshold, fmr=self.fmr)
-            for face, cands in zip(faces, ranked, strict=True)
+            Identification(face=face, candidates=found.get(id(face), []), threshold=self.threshold, fmr=self.fmr,
+                           liveness=check)
+            for face, check in zip(faces, checks, strict=True)
         ]
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .pad.passive import Liveness
 
 
 @dataclass(frozen=True)
@@ -85,7 +90,9 @@ class Verification:
     """The answer to "are these the same person?".
 
     ``threshold`` is the similarity at which the model was calibrated to give a false-match rate
-    of ``fmr`` on impostor pairs; ``is_match`` is ``similarity >= threshold``.
+    of ``fmr`` on impostor pairs; ``is_match`` is ``similarity >= threshold``. With a liveness
+    check, ``liveness`` holds its result per face; when a face fails it, ``rejected`` says why,
+    the faces are not compared (``similarity`` is NaN) and ``is_match`` is False.
     """
 
     similarity: float
@@ -93,16 +100,22 @@ class Verification:
     threshold: float
     fmr: float
     model: str
+    liveness: tuple[Liveness, ...] = ()
+    rejected: str | None = None
 
     def to_dict(self) -> dict:
-        """A JSON-ready description."""
-        return {
-            "similarity": round(self.similarity, 4),
+        """A JSON-ready description (``similarity`` is null when a liveness check rejected a face)."""
+        out = {
+            "similarity": None if math.isnan(self.similarity) else round(self.similarity, 4),
             "is_match": self.is_match,
             "threshold": round(self.threshold, 4),
             "fmr": self.fmr,
             "model": self.model,
         }
+        if self.liveness:
+            out["liveness"] = [x.to_dict() for x in self.liveness]
+            out["rejected"] = self.rejected
+        return out
 
 
 @dataclass(frozen=True)
@@ -130,6 +143,14 @@ class Identification:
     candidates: list[Candidate]
     threshold: float
     fmr: float
+    liveness: Liveness | None = None
+
+    @property
+    def rejected(self) -> str | None:
+        """Why the face was not matched (a failed liveness check), or None."""
+        if self.liveness is None or self.liveness.is_live:
+            return None
+        return self.liveness.reason or "presentation attack suspected"
 
     @property
     def best(self) -> Candidate | None:
@@ -140,7 +161,7 @@ class Identification:
     def person(self) -> str | None:
         """The identified person's name, or ``None`` when the face is unknown."""
         best = self.best
-        if best is None or best.score < self.threshold:
+        if best is None or best.score < self.threshold or self.rejected:
             return None
         return best.person
 
@@ -157,4 +178,5 @@ class Identification:
             "candidates": [c.to_dict() for c in self.candidates],
             "threshold": round(self.threshold, 4),
             "fmr": self.fmr,
+            **({"liveness": self.liveness.to_dict(), "rejected": self.rejected} if self.liveness else {}),
         }

@@ -364,12 +364,13 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     @app.post("/v1/verify", response_model=schemas.VerifyOut, tags=["faces"],
               openapi_extra={"requestBody": {"content": IMAGE_CONTENT, "required": True,
                                              "description": "fields `a` and `b`: one face each"}})
-    async def verify(request: Request, key: AnyReader, profile: str | None = None) -> dict:
+    async def verify(request: Request, key: AnyReader, profile: str | None = None, require_live: bool = False) -> dict:
         """Are the faces in images `a` and `b` the same person?"""
         images, _ = await _read_images(request, ("a", "b"), 2)
         (_, a), (_, b) = _one(images, "a"), _one(images, "b")
         return (await service.pool.submit(profile or settings.profile,
-                                          lambda engine: engine.verify(a, b, largest=True))).to_dict()
+                                          lambda engine: engine.verify(a, b, largest=True,
+                                                                        require_live=require_live))).to_dict()
 
     # -- persons and faces --------------------------------------------------------------
 
@@ -464,8 +465,8 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     @app.post("/v1/collections/{collection}/persons/{person}/verify", response_model=schemas.PersonVerifyOut,
               tags=["faces"], openapi_extra={"requestBody": {"content": IMAGE_CONTENT, "required": True,
                                                              "description": "field `image`: one face"}})
-    async def verify_person(collection: str, person: str, request: Request,
-                            key: Reader) -> dict:
+    async def verify_person(collection: str, person: str, request: Request, key: Reader,
+                            require_live: bool = False) -> dict:
         """Is the face in `image` this enrolled person? (best score over their templates)"""
         info = service.collections.info(collection)
         images, _ = await _read_images(request, ("image",), 1)
@@ -474,7 +475,14 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         pid = gallery.get_person(person).id
 
         def run(engine) -> dict:
-            probe = engine.embed(data, largest=True)
+            face = engine.single_face(data, largest=True)
+            if require_live:
+                check = engine.check_live(face)
+                if not check.is_live:
+                    return {"person": person, "similarity": None, "is_match": False,
+                            "threshold": round(engine.threshold, 4), "fmr": engine.fmr, "model": engine.model_id,
+                            "liveness": [check.to_dict()], "rejected": check.reason}
+            probe = engine.embed_faces([face])[0]
             _, pids, vecs = gallery.matrix()
             mine = vecs[pids == pid]
             similarity = float(np.max(mine @ probe.vector)) if len(mine) else -1.0
@@ -487,7 +495,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
               openapi_extra={"requestBody": {"content": IMAGE_CONTENT, "required": True,
                                              "description": "field `image`: any number of faces"}})
     async def identify(collection: str, request: Request, key: Reader,
-                       top_k: Annotated[int, Query(ge=1)] = 3) -> dict:
+                       top_k: Annotated[int, Query(ge=1)] = 3, require_live: bool = False) -> dict:
         """Name every face in `image`: top-k candidates, and `unknown` when none reaches the threshold."""
         info = service.collections.info(collection)
         images, _ = await _read_images(request, ("image",), 1)
@@ -497,8 +505,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
 
         def run(engine) -> dict:
             image = engine.load(data)
-            results = engine.identify(image, gallery, k=k) if gallery.face_count() else [
-                _unknown(face, engine) for face in engine.detect(image, usable_only=True)]
+            results = engine.identify(image, gallery, k=k, require_live=require_live)
             return {"width": image.shape[1], "height": image.shape[0], "threshold": round(engine.threshold, 4),
                     "fmr": engine.fmr, "model": engine.model_id,
                     "faces": [{**r.to_dict(), "unknown": r.person is None} for r in results]}
@@ -506,12 +513,6 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         return await service.pool.submit(info.profile, run)
 
     return app
-
-
-def _unknown(face, engine):
-    from ..types import Identification
-
-    return Identification(face=face, candidates=[], threshold=engine.threshold, fmr=engine.fmr)
 
 
 def _person_dict(record) -> dict:

@@ -76,12 +76,22 @@ class DetectOut(BaseModel):
     faces: list[FaceBox]
 
 
+class LivenessOut(BaseModel):
+    score: float = Field(description="probability that the face is live (not a photo or screen)")
+    is_live: bool
+    threshold: float
+    reason: str | None
+    model: str
+
+
 class VerifyOut(BaseModel):
-    similarity: float
+    similarity: float | None = Field(description="null when a liveness check rejected a face")
     is_match: bool
     threshold: float
     fmr: float
     model: str
+    liveness: list[LivenessOut] | None = Field(default=None, description="with require_live=true: per face")
+    rejected: str | None = Field(default=None, description="why the faces were not compared")
 
 
 class PersonVerifyOut(VerifyOut):
@@ -99,6 +109,8 @@ class IdentifiedFace(BaseModel):
     person: str | None = Field(description="the identity, or null when the face is unknown")
     unknown: bool
     candidates: list[CandidateOut]
+    liveness: LivenessOut | None = None
+    rejected: str | None = Field(default=None, description="with require_live=true: why this face was not searched")
 
 
 class IdentifyOut(BaseModel):
