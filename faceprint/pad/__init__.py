@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import importlib
 
-_LAZY = {"Liveness": "passive", "PassiveLiveness": "passive"}
+_LAZY = {"Liveness": "passive", "PassiveLiveness": "passive",
+         "ActiveLivenessSession": "active", "ActiveLivenessResult": "active"}
 
 __all__ = list(_LAZY)
 

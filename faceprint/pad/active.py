@@ -47,7 +47,14 @@ import cv2
 import numpy as np
 
 from ..errors import FaceprintError
-from ..landmarks import JAW, LEFT_EYE, MOUTH_LEFT_CORNER, MOUTH_RIGHT_CORNER, NOSE_TIP, RIGHT_EYE
+from ..landmarks import (
+    JAW,
+    LEFT_EYE,
+    MOUTH_LEFT_CORNER,
+    MOUTH_RIGHT_CORNER,
+    NOSE_TIP,
+    RIGHT_EYE,
+)
 
 log = logging.getLogger(__name__)
 
