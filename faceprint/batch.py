@@ -41,7 +41,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import FaceprintError, ImageDecodeError, ImageTooLargeError, UnsupportedInputError
+from .errors import (
+    FaceprintError,
+    ImageDecodeError,
+    ImageTooLargeError,
+    UnsupportedInputError,
+)
 from .image_io import IMAGE_SUFFIXES
 
 #: Skip reasons, in report order.
@@ -268,13 +273,16 @@ def enrol_tree(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     flush_every_s: float = DEFAULT_FLUSH_EVERY_S,
     progress: bool = False,
+    key=None,
+    transform=None,
 ) -> BatchSummary:
     """Enrol every person folder of ``root`` into the SQLite gallery at ``gallery`` (created if missing).
 
     Bad images are always skipped and reported; images whose :func:`source_key` is already in the
     gallery are skipped as ``already enrolled``. Writes one transaction per chunk: the faces that
     arrived since the last write, once there are ``chunk_size`` of them or ``flush_every_s`` seconds
-    have passed (and at the end).
+    have passed (and at the end). ``key`` (a :class:`~faceprint.crypto.GalleryKey`) and
+    ``transform`` (a :class:`~faceprint.cancelable.CancelableTransform`) go to the gallery.
     """
     from .engine import Engine
     from .gallery import EnrolmentItem, Gallery
@@ -286,7 +294,7 @@ def enrol_tree(
         raise FaceprintError(f"{root}: no person folders with images found")
     gallery_path = os.fspath(gallery)
     exists = os.path.exists(gallery_path) and os.path.getsize(gallery_path) > 0
-    store: Gallery | None = Gallery(gallery_path, model=model_id) if exists else None
+    store: Gallery | None = Gallery(gallery_path, model=model_id, key=key, transform=transform) if exists else None
     try:
         done = store.sources() if store is not None else set()
         summary = BatchSummary(gallery=gallery_path, model=model_id, workers=0)
@@ -295,16 +303,16 @@ def enrol_tree(
             for path in images:
                 summary.images += 1
                 try:
-                    key = source_key(path)
+                    source = source_key(path)
                 except OSError as exc:
                     summary.skip_counts[UNREADABLE] += 1
                     summary.skipped.append({"person": person, "image": str(path), "reason": UNREADABLE,
                                             "detail": f"cannot stat file ({exc.strerror or exc})"})
                     continue
-                if key in done:
+                if source in done:
                     summary.skip_counts[ALREADY_ENROLLED] += 1
                 else:
-                    jobs.append(ImageJob(person, str(path), key))
+                    jobs.append(ImageJob(person, str(path), source))
         summary.workers = max(1, min(workers or os.cpu_count() or 1, len(jobs))) if jobs else 0
 
         pending: list[tuple[str, list[EnrolmentItem]]] = []  # the chunk: (person, faces) in job order
@@ -317,7 +325,8 @@ def enrol_tree(
             if not pending:
                 return
             if store is None:
-                store = Gallery(gallery_path, model=model_id, dim=pending[0][1][0].template.dim)
+                store = Gallery(gallery_path, model=model_id, dim=pending[0][1][0].template.dim, key=key,
+                                    transform=transform)
             records = store.enroll_many(pending)  # one transaction: the whole chunk or nothing
             for (person, items), record in zip(pending, records, strict=True):
                 summary.faces_added[person] = summary.faces_added.get(person, 0) + len(items)

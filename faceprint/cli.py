@@ -14,14 +14,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
+from .audit import audit_cli
 from .cli_common import GALLERY_HELP, emit, engine_from_args, table
+from .cli_privacy import add_gallery_privacy_options, gallery_privacy_from_args
 from .errors import FaceprintError
 from .image_io import IMAGE_SUFFIXES
 
 log = logging.getLogger("faceprint")
 
 # Modules that add their own subcommands: each has register(sub, eval_sub, common).
-SUBCOMMAND_MODULES = ("cli_serve", "cli_pad", "cli_liveness", "cli_video")
+SUBCOMMAND_MODULES = ("cli_serve", "cli_pad", "cli_liveness", "cli_video", "cli_cluster", "cli_privacy")
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
@@ -75,6 +77,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     if args.tree:
         return _enroll_tree(args)
     engine = engine_from_args(args)
+    engine.check_domain = args.check_face
     if args.min_quality is not None:
         from .quality import QualityGate
 
@@ -97,6 +100,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
                 bar.update(1)
             if items:
                 record = engine.enroll_items(name, items, args.gallery)
+                audit_cli(args, "enroll", subject=name, details={"faces": len(items)})
                 enrolled.append({"person": record.name, "faces_added": len(items), "faces_total": record.face_count})
     rows = [(e["person"], e["faces_added"], e["faces_total"]) for e in enrolled]
     text = table(rows, ["person", "faces added", "faces in gallery"])
@@ -120,7 +124,7 @@ def _enroll_tree(args: argparse.Namespace) -> int:
     progress = not args.json and (args.progress or sys.stderr.isatty())
     summary = enrol_tree(args.tree, args.gallery, profile=args.model, workers=args.workers,
                          largest=args.largest, min_quality=args.min_quality,
-                         model_config=args.model_config, progress=progress)
+                         model_config=args.model_config, progress=progress, **gallery_privacy_from_args(args))
     data = summary.to_dict()
     rows = [(e["person"], e["faces_added"], e["faces_total"]) for e in data["enrolled"]]
     text = table(rows, ["person", "faces added", "faces in gallery"]) if rows else "nothing new enrolled"
@@ -145,6 +149,8 @@ def cmd_identify(args: argparse.Namespace) -> int:
     engine = engine_from_args(args)
     image = engine.load(args.image)
     results = engine.identify(image, args.gallery, k=args.top, require_live=args.require_live)
+    audit_cli(args, "identify", details={"image": str(args.image), "faces": len(results),
+                                         "matched": [r.person for r in results if r.person]})
     if args.out:
         save_rgb(annotate(image, [r.face for r in results], [r.person for r in results]), args.out)
     rows = []
@@ -165,7 +171,7 @@ def cmd_people(args: argparse.Namespace) -> int:
     """List the people in a gallery."""
     from .gallery import open_gallery
 
-    with open_gallery(args.gallery) as gallery:
+    with open_gallery(args.gallery, **gallery_privacy_from_args(args)) as gallery:
         persons = gallery.persons()
         model = gallery.model
     rows = [(p.name, p.face_count, p.created_at) for p in persons]
@@ -178,8 +184,9 @@ def cmd_delete(args: argparse.Namespace) -> int:
     """Delete a person and all their templates from a gallery."""
     from .gallery import open_gallery
 
-    with open_gallery(args.gallery) as gallery:
+    with open_gallery(args.gallery, **gallery_privacy_from_args(args)) as gallery:
         removed = gallery.delete_person(args.person)
+    audit_cli(args, "delete", subject=args.person, details={"faces": removed})
     emit(args, {"deleted": args.person, "faces_removed": removed},
           f"deleted {args.person}: {removed} template(s) removed")
     return 0
@@ -294,6 +301,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="quality gate: minimum face quality in [0, 1] (default 0.25)")
     p.add_argument("--progress", action="store_true",
                    help="--tree: show the progress bar even when stderr is not a terminal (never with --json)")
+    p.add_argument("--check-face", action="store_true",
+                   help="refuse templates the out-of-domain check says are not a face's (see README, Privacy; "
+                        "it also rejects about 1.6%% of real faces)")
+    add_gallery_privacy_options(p)
     p.set_defaults(func=cmd_enroll)
 
     p = sub.add_parser("identify", parents=[common], help="name every face in an image")
@@ -303,15 +314,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="write an annotated image here")
     p.add_argument("--require-live", action="store_true",
                    help="check liveness first: a photo or screen held up to the camera is rejected, with the reason")
+    add_gallery_privacy_options(p)
     p.set_defaults(func=cmd_identify)
 
     p = sub.add_parser("people", parents=[common], help="list the people in a gallery")
     p.add_argument("--gallery", required=True, help=GALLERY_HELP)
+    add_gallery_privacy_options(p)
     p.set_defaults(func=cmd_people)
 
     p = sub.add_parser("delete", parents=[common], help="delete a person from a gallery")
     p.add_argument("person")
     p.add_argument("--gallery", required=True, help=GALLERY_HELP)
+    add_gallery_privacy_options(p)
     p.set_defaults(func=cmd_delete)
 
     p = sub.add_parser("models", parents=[common], help="installed models, licences, published accuracy")

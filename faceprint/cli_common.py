@@ -36,4 +36,9 @@ def engine_from_args(args: argparse.Namespace):
 
     for spec in read_specs(args.model_config) if args.model_config else []:
         register_onnx(spec)
-    return Engine(args.model, fmr=args.fmr, threshold=args.threshold)
+    privacy = {}
+    if hasattr(args, "key_file"):  # commands with the gallery privacy options (see cli_privacy)
+        from .cli_privacy import gallery_privacy_from_args
+
+        privacy = gallery_privacy_from_args(args)
+    return Engine(args.model, fmr=args.fmr, threshold=args.threshold, **privacy)

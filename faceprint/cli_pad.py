@@ -12,10 +12,10 @@ def cmd_liveness(args: argparse.Namespace) -> int:
     """Passive liveness of every face in an image (the whole image when no face is found)."""
     from .image_io import load_image
     from .models import registry
-    from .pad.passive import PassiveLiveness
+    from .pad.passive import WEIGHTS, PassiveLiveness
 
     image = load_image(args.image)
-    model = PassiveLiveness(threshold=args.pad_threshold)
+    model = PassiveLiveness(args.pad_weights or WEIGHTS, threshold=args.pad_threshold)
     faces = registry.load_detector("yunet").detect(image)
     faces.sort(key=lambda f: f.box.area, reverse=True)
     results = [(f, model.check(image, f)) for f in faces] or [(None, model.check(image, None))]
@@ -36,7 +36,7 @@ def cmd_eval_pad(args: argparse.Namespace) -> int:
     """ISO/IEC 30107-3 APCER/BPCER of the passive PAD model on a real/ + fake/ (attack-<type>/) folder."""
     from .evaluation.pad import run_pad_eval
 
-    run = run_pad_eval(args.dir, args.out, threshold=args.pad_threshold,
+    run = run_pad_eval(args.dir, args.out, threshold=args.pad_threshold, weights=args.pad_weights,
                        progress=not args.json and sys.stderr.isatty())
     m = run.metrics
     rows = [(f"APCER {kind}", f"{100 * rate:.2f}%", m.attack_counts[kind]) for kind, rate in m.apcer_per_type.items()]
@@ -63,6 +63,8 @@ def register(sub: argparse._SubParsersAction, eval_sub: argparse._SubParsersActi
     p.add_argument("image")
     p.add_argument("--pad-threshold", type=float, default=None,
                    help="live-score threshold (default: the model's, chosen on synthetic validation data)")
+    p.add_argument("--pad-weights", default=None,
+                   help="passive PAD weights file (default: the shipped faceprint/models/weights/pad_passive.npz)")
     p.set_defaults(func=cmd_liveness)
     e = eval_sub.add_parser("pad", parents=[common],
                             help="PAD APCER/BPCER (ISO/IEC 30107-3) on a folder with real/ and fake/ or attack-<type>/")
@@ -70,4 +72,5 @@ def register(sub: argparse._SubParsersAction, eval_sub: argparse._SubParsersActi
     e.add_argument("--out", default="out/eval-pad", help="folder for report.json, scores.csv and det.png")
     e.add_argument("--pad-threshold", type=float, default=None,
                    help="live-score threshold (default: the model's, chosen on synthetic validation data)")
+    e.add_argument("--pad-weights", default=None, help="passive PAD weights file (default: the shipped one)")
     e.set_defaults(func=cmd_eval_pad)

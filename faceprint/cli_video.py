@@ -16,18 +16,19 @@ log = logging.getLogger("faceprint")
 
 
 def _profile_for(args: argparse.Namespace) -> str:
-    """The profile to run: ``--model`` when given, else fast, else the one the gallery was built with.
+    """The profile to run: ``--model`` when it names a non-default profile, else the gallery's own.
 
-    A gallery's templates can only be searched with the profile that made them, so when the
-    gallery was enrolled with another profile (the default ``enroll`` profile is "accurate") that
-    one is used, with a warning about speed.
+    A gallery's templates can only be searched with the profile that made them, so without an
+    explicit choice the gallery's profile is used: fast for a gallery enrolled with ``--model
+    fast``, otherwise that profile with a warning about speed. (The shared ``--model`` option
+    defaults to the still-image default, which is not told apart from an explicit choice of it.)
     """
     from .gallery import open_gallery
     from .models.onnx_embedder import read_specs
-    from .profiles import get, names, register_onnx
+    from .profiles import DEFAULT_PROFILE, get, names, register_onnx
     from .video_recognition import VIDEO_PROFILE
 
-    if args.model:
+    if args.model and args.model != DEFAULT_PROFILE:
         return args.model
     for spec in read_specs(args.model_config) if args.model_config else []:
         register_onnx(spec)
@@ -125,4 +126,4 @@ def register(sub, eval_sub, common) -> None:
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames (cameras, streams)")
     p.add_argument("--progress", action="store_true",
                    help="show the progress bar even when stderr is not a terminal (never with --json)")
-    p.set_defaults(func=cmd_video, model=None)
+    p.set_defaults(func=cmd_video)

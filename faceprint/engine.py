@@ -24,6 +24,7 @@ from .errors import (
     ModelMismatchError,
     MultipleFacesError,
     NoFaceError,
+    NotAFaceError,
     UnsupportedInputError,
 )
 from .gallery import EnrolmentItem, Gallery, GalleryStore, PersonRecord, open_gallery
@@ -35,6 +36,9 @@ from .quality import QualityGate
 from .types import Face, Identification, Template, Verification
 
 if TYPE_CHECKING:
+    from .cancelable import CancelableTransform
+    from .crypto import GalleryKey
+    from .ood import OodCheck
     from .pad.passive import Liveness, PassiveLiveness
 
 log = logging.getLogger(__name__)
@@ -58,6 +62,9 @@ class Engine:
         threshold: float | None = None,
         gate: QualityGate | None = None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        key: GalleryKey | None = None,
+        transform: CancelableTransform | None = None,
+        check_domain: bool = False,
     ) -> None:
         self.profile = profile if isinstance(profile, Profile) else get_profile(profile)
         self.detector_name = detector
@@ -68,6 +75,9 @@ class Engine:
         self._finder: FaceFinder | None = None
         self._recognizer: Recognizer | None = None
         self._liveness: PassiveLiveness | None = None
+        self.key, self.transform = key, transform
+        self.check_domain = check_domain
+        self._ood: OodCheck | None | bool = False  # False: not loaded yet; None: no check for this profile
 
     @property
     def model_id(self) -> str:
@@ -190,9 +200,32 @@ class Engine:
                     f"this engine uses '{self.model_id}'"
                 )
             return gallery
+        privacy = {"key": self.key, "transform": self.transform} if self.key or self.transform else {}
         if create:
-            return open_gallery(gallery, model=self.model_id, dim=self.recognizer.dim or None)
-        return open_gallery(gallery, model=self.model_id)
+            return open_gallery(gallery, model=self.model_id, dim=self.recognizer.dim or None, **privacy)
+        return open_gallery(gallery, model=self.model_id, **privacy)
+
+    @property
+    def ood_check(self) -> OodCheck | None:
+        """The out-of-domain (face / not a face) check fitted for this profile, or None if there is none."""
+        if self._ood is False:
+            from .ood import OodCheck, OodModelMissingError
+
+            try:
+                self._ood = OodCheck.for_profile(self.profile.name, self.model_id)
+            except (OodModelMissingError, ModelMismatchError):
+                self._ood = None
+        return self._ood
+
+    def check_in_domain(self, template: Template, label: str = "face") -> None:
+        """Raise NotAFaceError when ``template`` does not look like a face's (enrolment guard)."""
+        check = self.ood_check if self.check_domain else None
+        if check is None:
+            return
+        is_face, score = check.check(template)
+        if not is_face:
+            raise NotAFaceError(f"{label}: the template does not look like a face's (out-of-domain score "
+                                f"{score:.1f} > {check.threshold:.1f}); use a clearer photo of the face")
 
     def enrolment_items(self, images: Iterable[ImageInput], *, largest: bool = False) -> list[EnrolmentItem]:
         """Templates, with source and box, for the one face in each image; any failure raises."""
@@ -200,6 +233,7 @@ class Engine:
         for image in images:
             face = self.single_face(image, largest=largest)
             template = self.embed_faces([face])[0]
+            self.check_in_domain(template, describe_source(image))
             items.append(
                 EnrolmentItem(template=template, source=describe_source(image), box=face.box.as_list(),
                               quality=face.quality)

@@ -71,3 +71,9 @@ class PersonNotFoundError(GalleryError):
     """A person name or id that is not in the gallery."""
 
     code = "person_not_found"
+
+
+class NotAFaceError(FaceprintError):
+    """A template that does not look like it came from a face (the out-of-domain check)."""
+
+    code = "not_a_face"

@@ -5,6 +5,16 @@ table); templates of any other model are refused. Every write runs in a single e
 transaction, so an error or a crash midway leaves the gallery exactly as it was before.
 Deleted templates are scrubbed from the database file (``secure_delete``) and from the
 write-ahead log (a ``TRUNCATE`` checkpoint after each delete).
+
+Privacy options, chosen when the gallery is created and checked every time it is opened:
+
+* ``key`` (:class:`~faceprint.crypto.GalleryKey`): every template and stored face image is
+  encrypted with AES-256-GCM, bound to its row; the gallery records only the key's check value.
+  Opening it needs the key. While open, the decrypted templates are held in RAM (the search
+  matrix), and the approximate search index is kept in memory only, never written to disk.
+* ``transform`` (:class:`~faceprint.cancelable.CancelableTransform`): templates are stored, and
+  probes searched, in a keyed transformed space, so stored templates cannot be matched against
+  another deployment's; the gallery records the transform's id.
 """
 
 from __future__ import annotations
@@ -15,14 +25,24 @@ import math
 import os
 import sqlite3
 import threading
+import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Iterator, Sequence
 
 import numpy as np
 
 from faceprint import index as search_index
+from faceprint.cancelable import CancelableTransform, TransformMismatchError
+from faceprint.crypto import (
+    CIPHER_ID,
+    BlobCipher,
+    GalleryKey,
+    GalleryKeyRequiredError,
+    GalleryNotEncryptedError,
+    WrongGalleryKeyError,
+)
 from faceprint.errors import GalleryError, ModelMismatchError, PersonNotFoundError
 from faceprint.types import Candidate, Template
 
@@ -41,6 +61,9 @@ CREATE TABLE IF NOT EXISTS faces (
     template BLOB NOT NULL, source TEXT, box TEXT, quality REAL, created_at TEXT);
 CREATE INDEX IF NOT EXISTS faces_person_id ON faces(person_id);
 """
+
+_IMAGES_SCHEMA = """CREATE TABLE IF NOT EXISTS face_images (
+    face_id INTEGER PRIMARY KEY REFERENCES faces(id) ON DELETE CASCADE, image BLOB NOT NULL)"""
 
 _PERSON_SQL = (
     "SELECT p.id, p.name, p.metadata, p.created_at, p.updated_at, "
@@ -78,12 +101,18 @@ class FaceRecord:
 
 @dataclass(frozen=True)
 class EnrolmentItem:
-    """A template to enrol, with where it came from."""
+    """A template to enrol, with where it came from.
+
+    ``image`` (encoded image bytes, e.g. the face crop as JPEG) is stored only when given, in the
+    ``face_images`` table (encrypted like the template when the gallery has a key) and deleted
+    with the face.
+    """
 
     template: Template
     source: str | None = None
     box: list[float] | None = None
     quality: float | None = None
+    image: bytes | None = None
 
 
 def _person(row) -> PersonRecord:
@@ -125,7 +154,8 @@ class Gallery:
     """
 
     def __init__(self, path: str | os.PathLike, model: str | None = None, dim: int | None = None,
-                 approximate_from: int | None = None):
+                 approximate_from: int | None = None, *, key: GalleryKey | None = None,
+                 transform: CancelableTransform | None = None):
         """Open the gallery at ``path``, creating it when it does not exist.
 
         Creating needs ``model`` and ``dim``. Opening an existing gallery with a ``model`` (or
@@ -133,8 +163,18 @@ class Gallery:
         a gallery raises :class:`GalleryError`. From ``approximate_from`` templates on (default
         :data:`faceprint.index.APPROXIMATE_FROM`) search uses a sketch index kept in
         ``<path>.index``; below it, exact search.
+
+        ``key`` encrypts a new gallery (or an existing empty one); an encrypted gallery opened
+        without it raises :class:`~faceprint.crypto.GalleryKeyRequiredError`, with another key
+        :class:`~faceprint.crypto.WrongGalleryKeyError`, and a key given for an unencrypted gallery
+        that holds templates :class:`~faceprint.crypto.GalleryNotEncryptedError` (encrypt it with
+        :meth:`rekey`). ``transform`` likewise must be the one the gallery was created with
+        (:class:`~faceprint.cancelable.TransformMismatchError` otherwise).
         """
         self.path = os.fspath(path)
+        self._cipher: BlobCipher | None = None
+        self._transform = transform
+        self._gallery_id = ""
         self.index_path = self.path + ".index"
         self._approximate_from = int(search_index.APPROXIMATE_FROM if approximate_from is None
                                      else approximate_from)
@@ -166,6 +206,7 @@ class Gallery:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
             self._model, self._dim = self._load_or_create(model, dim)
+            self._check_privacy(key, transform)
         except sqlite3.DatabaseError as exc:
             self.close()
             raise GalleryError(f"{self.path} is not a faceprint gallery (not a SQLite database: {exc})") from exc
@@ -186,7 +227,8 @@ class Gallery:
                 for statement in _SCHEMA.split(";"):  # not executescript: that would COMMIT early
                     if statement.strip():
                         conn.execute(statement)
-                meta = {"schema_version": str(SCHEMA_VERSION), "model": model, "dim": str(dim), "created_at": _now()}
+                meta = {"schema_version": str(SCHEMA_VERSION), "model": model, "dim": str(dim), "created_at": _now(),
+                        "gallery_id": uuid.uuid4().hex}
                 conn.executemany("INSERT INTO meta(key, value) VALUES (?, ?)", meta.items())
             log.info("created gallery %s for model %s (dim %d)", self.path, model, dim)
             return model, dim
@@ -203,6 +245,55 @@ class Gallery:
             raise ModelMismatchError(
                 f"gallery {self.path} holds {stored_dim}-d templates, not {dim}-d")
         return stored_model, stored_dim
+
+    def _check_privacy(self, key: GalleryKey | None, transform: CancelableTransform | None) -> None:
+        """Check ``key`` and ``transform`` against what the gallery records; record them on an empty one."""
+        conn = self._conn
+        meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+        empty = conn.execute("SELECT COUNT(*) FROM faces").fetchone()[0] == 0
+        updates = {}
+        encryption = meta.get("encryption")
+        if encryption is not None and encryption != CIPHER_ID:
+            raise GalleryError(f"gallery {self.path} uses unknown encryption {encryption!r}")
+        if encryption and key is None:
+            raise GalleryKeyRequiredError(
+                f"gallery {self.path} is encrypted: give its key (--key-file or FACEPRINT_GALLERY_KEY)")
+        if encryption and key.fingerprint != meta.get("key_check"):
+            raise WrongGalleryKeyError(
+                f"gallery {self.path} is encrypted with another key (key check {meta.get('key_check')}, "
+                f"given {key.fingerprint})")
+        if not encryption and key is not None:
+            if not empty:
+                raise GalleryNotEncryptedError(
+                    f"gallery {self.path} is not encrypted; encrypt it with "
+                    f"'faceprint keys rotate --gallery {self.path} --new-key-file KEY'")
+            updates.update(encryption=CIPHER_ID, key_check=key.fingerprint)
+        stored = meta.get("transform")
+        given = transform.id if transform is not None else None
+        if stored != given and not (stored is None and empty):
+            raise TransformMismatchError(
+                f"gallery {self.path} stores templates under cancelable transform {stored or 'none'}, "
+                f"not {given or 'none'}")
+        if stored is None and given is not None:
+            updates["transform"] = given
+        if updates or "gallery_id" not in meta:
+            with self._transaction():
+                conn.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", updates.items())
+                # an id once set never changes (it is in every ciphertext's associated data)
+                conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('gallery_id', ?)", (uuid.uuid4().hex,))
+        self._gallery_id = conn.execute("SELECT value FROM meta WHERE key = 'gallery_id'").fetchone()[0]
+        if key is not None:
+            self._cipher = BlobCipher(key)
+
+    @property
+    def encrypted(self) -> bool:
+        """True when templates and images are stored encrypted."""
+        return self._cipher is not None
+
+    @property
+    def transform_id(self) -> str | None:
+        """The id of the cancelable transform templates are stored under, or ``None``."""
+        return self._transform.id if self._transform is not None else None
 
     @property
     def model(self) -> str:
@@ -259,16 +350,45 @@ class Gallery:
             raise GalleryError(f"metadata for {name!r} is not a JSON object: {exc}") from exc
         return int(row[0])
 
-    def _insert_face(self, conn: sqlite3.Connection, person_id: int, item: EnrolmentItem, now: str) -> int:
-        vec = self._check_template(item.template)
+    def _face_aad(self, face_id: int, person_id: int) -> bytes:
+        return f"faceprint/{self._gallery_id}/face/{face_id}/person/{person_id}".encode()
+
+    def _image_aad(self, face_id: int) -> bytes:
+        return f"faceprint/{self._gallery_id}/image/{face_id}".encode()
+
+    def _stored_vector(self, template: Template) -> np.ndarray:
+        """The vector as it is stored: checked, then transformed when the gallery has a transform."""
+        vec = self._check_template(template)
+        return vec if self._transform is None else self._transform.apply(vec).astype("<f4")
+
+    def _insert_face(self, conn: sqlite3.Connection, person_id: int, item: EnrolmentItem,
+                     now: str) -> tuple[int, np.ndarray]:
+        """Insert one face (and its image, if any); returns its id and its stored vector."""
+        vec = self._stored_vector(item.template)
         box = None if item.box is None else json.dumps([float(v) for v in item.box])
         quality = None if item.quality is None else float(item.quality)
         if quality is not None and not math.isfinite(quality):
             raise GalleryError("face quality must be finite")
-        cur = conn.execute(
-            "INSERT INTO faces(person_id, template, source, box, quality, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-            (person_id, vec.tobytes(), item.source, box, quality, now))
-        return int(cur.lastrowid)
+        if item.image is not None and not isinstance(item.image, (bytes, bytearray)):
+            raise GalleryError("a face image must be given as encoded bytes")
+        if self._cipher is None:
+            cur = conn.execute(
+                "INSERT INTO faces(person_id, template, source, box, quality, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (person_id, vec.tobytes(), item.source, box, quality, now))
+            fid = int(cur.lastrowid)
+        else:  # the id goes into the associated data, so pick it first (we hold the write lock)
+            fid = int(conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM faces").fetchone()[0])
+            blob = self._cipher.encrypt(vec.tobytes(), self._face_aad(fid, person_id))
+            conn.execute(
+                "INSERT INTO faces(id, person_id, template, source, box, quality, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)", (fid, person_id, blob, item.source, box, quality, now))
+        if item.image is not None:
+            image = bytes(item.image)
+            if self._cipher is not None:
+                image = self._cipher.encrypt(image, self._image_aad(fid))
+            conn.execute(_IMAGES_SCHEMA)
+            conn.execute("INSERT INTO face_images(face_id, image) VALUES (?, ?)", (fid, image))
+        return fid, vec
 
     def _enroll_one(self, conn, person: str, items: Sequence[EnrolmentItem], metadata: dict | None,
                     added: list | None = None) -> int:
@@ -277,9 +397,9 @@ class Gallery:
         now = _now()
         pid = self._ensure_person(conn, person, metadata, now)
         for item in items:
-            fid = self._insert_face(conn, pid, item, now)
+            fid, vec = self._insert_face(conn, pid, item, now)
             if added is not None:
-                added.append((fid, np.asarray(item.template.vector, dtype=np.float32)))
+                added.append((fid, np.asarray(vec, dtype=np.float32)))
         return pid
 
     def _checkpoint(self) -> None:
@@ -352,6 +472,82 @@ class Gallery:
             self._checkpoint()
         log.info("deleted face %d", face_id)
 
+    def purge_older_than(self, days: float, *, now: datetime | None = None) -> int:
+        """Delete every face enrolled more than ``days`` days ago (and its image); return how many.
+
+        People left with no faces by the purge are deleted too (their name and metadata are
+        personal data). Scrubbed like :meth:`delete_person`.
+        """
+        if not (isinstance(days, (int, float)) and math.isfinite(days) and days >= 0):
+            raise GalleryError(f"retention must be a non-negative number of days, got {days!r}")
+        cutoff = ((now or datetime.now(timezone.utc)) - timedelta(days=days)).isoformat(timespec="microseconds")
+        with self._lock:
+            with self._transaction() as conn:
+                before = self._index_stamp_before(conn)
+                rows = conn.execute("SELECT id, person_id FROM faces WHERE created_at < ?", (cutoff,)).fetchall()
+                gone = [r[0] for r in rows]
+                conn.executemany("DELETE FROM faces WHERE id = ?", [(f,) for f in gone])
+                touched = sorted({r[1] for r in rows})
+                conn.executemany(
+                    "DELETE FROM persons WHERE id = ? AND NOT EXISTS (SELECT 1 FROM faces WHERE person_id = ?)",
+                    [(p, p) for p in touched])
+                after = self._db_stamp(conn) if before is not None else None
+            if gone:
+                self._index_update(before, after, removed=gone)
+                self._checkpoint()
+        log.info("purged %d face(s) enrolled before %s", len(gone), cutoff)
+        return len(gone)
+
+    def face_image(self, face_id: int) -> bytes | None:
+        """The image bytes stored with face ``face_id`` (decrypted), or ``None`` when none was stored."""
+        with self._lock:
+            conn = self._db()
+            if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'face_images'").fetchone():
+                return None
+            row = conn.execute("SELECT image FROM face_images WHERE face_id = ?", (int(face_id),)).fetchone()
+        if row is None:
+            return None
+        return row[0] if self._cipher is None else self._cipher.decrypt(row[0], self._image_aad(int(face_id)))
+
+    def rekey(self, new_key: GalleryKey | None) -> int:
+        """Re-encrypt every template and image under ``new_key`` in ONE transaction; return the face count.
+
+        The gallery must have been opened with its current key (or none, to encrypt a plaintext
+        gallery); ``new_key=None`` decrypts it. A failure or crash midway leaves the gallery
+        exactly as it was, under the old key. Afterwards the WAL is checkpointed and truncated,
+        so the old ciphertexts do not linger in the files.
+        """
+        new = BlobCipher(new_key) if new_key is not None else None
+        old = self._cipher
+        with self._lock:
+            with self._transaction() as conn:
+                faces = conn.execute("SELECT id, person_id, template FROM faces").fetchall()
+                for fid, pid, blob in faces:
+                    aad = self._face_aad(fid, pid)
+                    plain = blob if old is None else old.decrypt(blob, aad)
+                    conn.execute("UPDATE faces SET template = ? WHERE id = ?",
+                                 (plain if new is None else new.encrypt(plain, aad), fid))
+                if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'face_images'").fetchone():
+                    for fid, blob in conn.execute("SELECT face_id, image FROM face_images").fetchall():
+                        aad = self._image_aad(fid)
+                        plain = blob if old is None else old.decrypt(blob, aad)
+                        conn.execute("UPDATE face_images SET image = ? WHERE face_id = ?",
+                                     (plain if new is None else new.encrypt(plain, aad), fid))
+                if new is None:
+                    conn.execute("DELETE FROM meta WHERE key IN ('encryption', 'key_check')")
+                else:
+                    conn.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+                                     [("encryption", CIPHER_ID), ("key_check", new.fingerprint)])
+            self._cipher = new
+            self._cache = None
+            self._index = None
+            if new is not None and os.path.exists(self.index_path):
+                os.unlink(self.index_path)  # it held unencrypted template sketches
+            self._checkpoint()
+        log.info("re-encrypted %d face(s) of %s (key %s)", len(faces), self.path,
+                 new.fingerprint if new is not None else "none")
+        return len(faces)
+
     # -- reads ----------------------------------------------------------------------------
 
     def persons(self) -> list[PersonRecord]:
@@ -396,6 +592,8 @@ class Gallery:
                 return self._cache[1]
             rows = conn.execute("SELECT id, person_id, template FROM faces ORDER BY person_id, id").fetchall()
             names = dict(conn.execute("SELECT id, name FROM persons").fetchall())
+        if self._cipher is not None:
+            rows = [(f, p, self._cipher.decrypt(blob, self._face_aad(f, p))) for f, p, blob in rows]
         width = 4 * self._dim
         bad = [r[0] for r in rows if len(r[2]) != width]
         if bad:
@@ -470,7 +668,7 @@ class Gallery:
     def _open_index(self, fids, vecs, stamp) -> "search_index.ApproximateIndex":
         """The saved index when its stamp matches the gallery; else built afresh and saved."""
         try:
-            if os.path.exists(self.index_path):
+            if self._cipher is None and os.path.exists(self.index_path):
                 idx = search_index.load(self.index_path)
                 if isinstance(idx, search_index.ApproximateIndex) and list(idx.stamp or ()) == stamp:
                     log.debug("loaded search index %s", self.index_path)
@@ -485,6 +683,9 @@ class Gallery:
         return idx
 
     def _save_index(self, idx) -> None:
+        if self._cipher is not None:  # the index holds template sketches: never on disk unencrypted
+            self._index_dirty = False
+            return
         try:
             idx.save(self.index_path)
             self._index_dirty = False
@@ -518,15 +719,27 @@ class Gallery:
         return self.search_many(self._check_template(template)[None, :], k)[0]
 
     def search_many(self, vectors: np.ndarray, k: int = 5) -> list[list[Candidate]]:
-        """:meth:`search` for each row of a float32 ``[m, dim]`` array of this gallery's model."""
+        """:meth:`search` for each row of a float32 ``[m, dim]`` array of this gallery's model.
+
+        Probes are plain templates: with a cancelable transform the gallery transforms them itself
+        and reports cosine-scale scores.
+        """
         q = checked_probes(vectors, self._dim, k)
+        if self._transform is not None:
+            q = self._transform.apply(q)
         fids, pids, vecs, names, starts = self._load()
         if len(fids) == 0:
             return [[] for _ in range(len(q))]
         idx, lookup = self._search_index(fids, pids, vecs)
         if isinstance(idx, search_index.ApproximateIndex):
-            return self._search_approximate(idx, lookup, names, vecs, q, k)
+            out = self._search_approximate(idx, lookup, names, vecs, q, k)
+            if self._transform is None:
+                return out
+            return [[Candidate(c.person, c.person_id, float(self._transform.to_cosine(c.score))) for c in row]
+                    for row in out]
         scores = np.maximum.reduceat(idx.scores(q), starts, axis=1)  # [m, persons]: max per person
+        if self._transform is not None:
+            scores = self._transform.to_cosine(scores)  # monotone: the ranking is unchanged
         person_ids = pids[starts]
         out = []
         for row in scores:
@@ -594,14 +807,18 @@ def is_postgres_url(location) -> bool:
     return isinstance(location, str) and location.lower().startswith(_POSTGRES_SCHEMES)
 
 
-def open_gallery(location, model: str | None = None, dim: int | None = None) -> GalleryStore:
+def open_gallery(location, model: str | None = None, dim: int | None = None, *,
+                 key: GalleryKey | None = None, transform: CancelableTransform | None = None) -> GalleryStore:
     """Open (or create, given ``model`` and ``dim``) the gallery at ``location``.
 
     A ``postgresql://`` or ``postgres://`` URL opens a PostgreSQL + pgvector gallery (needs
-    ``psycopg``); anything else is a SQLite gallery file path.
+    ``psycopg``); anything else is a SQLite gallery file path. ``key`` (encryption at rest) and
+    ``transform`` (cancelable templates) are supported by SQLite galleries only.
     """
     if is_postgres_url(location):
+        if key is not None or transform is not None:
+            raise GalleryError("encryption keys and cancelable transforms are supported by SQLite galleries only")
         from faceprint.gallery_postgres import PostgresGallery
 
         return PostgresGallery(location, model=model, dim=dim)
-    return Gallery(location, model=model, dim=dim)
+    return Gallery(location, model=model, dim=dim, key=key, transform=transform)

@@ -1,10 +1,12 @@
 """Train the passive PAD model (faceprint/models/weights/pad_passive.npz) from live photos only.
 
     .venv/bin/python scripts/train_pad.py --seed 0     # 13.5 min on 2 busy CPU cores (2 workers)
+    .venv/bin/python scripts/train_pad.py --seed 0 --recipe v2 --out out/pad/pad_passive_v2.npz   # not adopted
 
 Live sources: the first image of each of the first --lfw people of LFW View 1, --utk UTKFace
 crops and every pairs-small photo (``../shared/data``). Each source gives one live sample (with
-random capture nuisances) and one synthetic attack of each type (faceprint.pad.attacks). Sources
+random capture nuisances) and one synthetic attack of each type (faceprint.pad.attacks; --recipe
+picks the capture nuisances: v1, the shipped model, or v2, the same nuisances on both classes). Sources
 are split 80/20 into train and validation by source (LFW: by person). The classifier is an
 L2-regularised logistic regression (Newton's method, numpy); its L2 strength is chosen on
 validation EER; the model shipped is the one fitted on the train split, and its operating
@@ -31,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from faceprint.evaluation.pad import pad_metrics
 from faceprint.image_io import load_image
-from faceprint.pad.attacks import ATTACK_TYPES, camera, synthesise
+from faceprint.pad.attacks import ATTACK_TYPES, RECIPES, live_sample, synthesise
 from faceprint.pad.features import FEATURE_VERSION, pad_features, pad_view
 from faceprint.pad.passive import WEIGHTS, pad_face
 
@@ -64,9 +66,9 @@ def _features(image: np.ndarray) -> tuple[np.ndarray, bool]:
     return pad_features(pad_view(image, face.box if face else None)), face is not None
 
 
-def samples_of(job: tuple[int, str, int]) -> list[tuple[np.ndarray, int, str, bool]]:
+def samples_of(job: tuple[int, str, int, str]) -> list[tuple[np.ndarray, int, str, bool]]:
     """(features, label 1 = live, type, face found) for one source: one live sample, one attack per type."""
-    index, path, seed = job
+    index, path, seed, recipe = job
     cv2.setNumThreads(1)
     rng = np.random.default_rng([seed, index])
     image = load_image(path)
@@ -77,11 +79,11 @@ def samples_of(job: tuple[int, str, int]) -> list[tuple[np.ndarray, int, str, bo
     if rng.random() < 0.5:
         image = image[:, ::-1].copy()
     out = []
-    live = camera(image, rng, strength=rng.uniform(0.0, 1.0))
+    live = live_sample(image, rng, recipe)
     feats, found = _features(live)
     out.append((feats, 1, "live", found))
     for kind in ATTACK_TYPES:
-        feats, found = _features(synthesise(image, kind, rng))
+        feats, found = _features(synthesise(image, kind, rng, recipe))
         out.append((feats, 0, kind, found))
     return out
 
@@ -108,17 +110,22 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, lam: float, iters: int = 30) -> t
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--recipe", choices=RECIPES, default="v1",
+                        help="capture nuisances (faceprint.pad.attacks): v1 = the shipped model, v2 = the same "
+                             "nuisances on live and attack samples (not adopted, see the README, Liveness)")
     parser.add_argument("--lfw", type=int, default=1000, help="LFW people (first image each)")
     parser.add_argument("--utk", type=int, default=500, help="UTKFace crops")
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--out", type=Path, default=WEIGHTS, help="weights file to write")
-    parser.add_argument("--cache", type=Path, default=ROOT / "out" / "pad" / "train-features.npz",
-                        help="feature cache (reused when it matches the seed and sizes)")
+    parser.add_argument("--cache", type=Path, default=None,
+                        help="feature cache, reused when it matches the recipe, seed and sizes "
+                             "(default: out/pad/train-features-RECIPE.npz)")
     args = parser.parse_args(argv)
+    args.cache = args.cache or ROOT / "out" / "pad" / f"train-features-{args.recipe}.npz"
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     start = time.time()
     paths = sources(args.lfw, args.utk)
-    key = f"{FEATURE_VERSION}|{args.seed}|{args.lfw}|{args.utk}|{len(paths)}"
+    key = f"{FEATURE_VERSION}|{args.recipe}|{args.seed}|{args.lfw}|{args.utk}|{len(paths)}"
     if args.cache.is_file() and str(np.load(args.cache)["key"]) == key:
         data = np.load(args.cache)
         x, y, types, groups, found = (data[k] for k in ("x", "y", "types", "groups", "found"))
@@ -126,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         from tqdm import tqdm
 
-        jobs = [(i, str(p), args.seed) for i, p in enumerate(paths)]
+        jobs = [(i, str(p), args.seed, args.recipe) for i, p in enumerate(paths)]
         rows = []
         with ProcessPoolExecutor(args.workers) as pool:
             for i, result in enumerate(tqdm(pool.map(samples_of, jobs, chunksize=8), total=len(jobs),
@@ -159,17 +166,17 @@ def main(argv: list[str] | None = None) -> int:
     metrics, lam, coef, bias = best
     threshold = metrics.threshold_at_apcer[TARGET_APCER]
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    model = f"pad-passive-lr-seed{args.seed}"
+    model = f"pad-passive-lr-seed{args.seed}" if args.recipe == "v1" else f"pad-passive-lr-{args.recipe}-seed{args.seed}"
     np.savez(args.out, mean=mean.astype(np.float32), scale=scale.astype(np.float32), coef=coef.astype(np.float32),
              bias=np.float64(bias), threshold=np.float64(threshold), feature_version=FEATURE_VERSION, model=model)
     summary = {
-        "model": model, "seed": args.seed, "sources": len(paths), "samples": len(y),
+        "model": model, "recipe": args.recipe, "seed": args.seed, "sources": len(paths), "samples": len(y),
         "validation_sources": len(val_sources), "lambda": lam,
         "faces_found": float(found.mean()), "threshold": round(threshold, 4),
         "validation": metrics.to_dict(), "feature_seconds": round(feature_s, 1),
         "total_seconds": round(time.time() - start, 1),
     }
-    report = args.cache.parent / "train-report.json"
+    report = args.cache.parent / f"train-report-{args.recipe}.json"
     report.write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))
     print(f"wrote {args.out} ({args.out.stat().st_size} bytes) and {report}")

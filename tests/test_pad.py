@@ -6,6 +6,7 @@ import argparse
 import json
 import shutil
 
+import cv2
 import numpy as np
 import pytest
 
@@ -92,6 +93,22 @@ def test_attacks_are_seeded_and_leave_recapture_traces(lfw_images):
     with pytest.raises(ValueError):
         attacks.synthesise(image, "mask", np.random.default_rng(0))
 
+
+
+def test_capture_nuisances_are_seeded_and_video_frames_lose_chroma_detail(lfw_images):
+    image = lfw_images[1]
+    a = attacks.capture(image, np.random.default_rng(5))
+    assert a.shape == image.shape and a.dtype == np.uint8
+    assert np.array_equal(a, attacks.capture(image, np.random.default_rng(5)))
+    draws = [attacks.capture(image, np.random.default_rng(s)) for s in range(6)]
+    assert len({d.tobytes() for d in draws}) == 6  # a distribution, not one fixed degradation
+
+    def chroma_detail(rgb: np.ndarray) -> float:
+        cr = cv2.cvtColor(rgb, cv2.COLOR_RGB2YCrCb)[..., 1].astype(np.float32)
+        return float(np.abs(np.diff(cr, axis=1)).mean())
+
+    noise = np.random.default_rng(0).integers(0, 256, (64, 64, 3)).astype(np.uint8)  # pixel-level colour detail
+    assert chroma_detail(attacks.video_frame(noise, 45)) < 0.5 * chroma_detail(noise)
 
 # --- the shipped model ---------------------------------------------------------------------------
 
@@ -198,3 +215,17 @@ def test_liveness_command_on_silent_face_samples(data_dir, capsys):
     payload = json.loads(capsys.readouterr().out)
     assert payload["faces"] and payload["faces"][0]["box"] is not None
     assert code == (0 if all(f["is_live"] for f in payload["faces"]) else 1)
+
+
+def test_liveness_command_takes_another_weights_file(data_dir, tmp_path, capsys):
+    from faceprint.pad.passive import WEIGHTS
+
+    with np.load(WEIGHTS) as shipped:
+        fields = {k: shipped[k] for k in shipped.files}
+    other = tmp_path / "other.npz"
+    np.savez(other, **{**fields, "model": "other-model", "threshold": 1.01})  # rejects everything
+    image = data_dir / "antispoof" / "silent-face-samples" / "image_T1.jpg"
+    args = _parser().parse_args(["liveness", str(image), "--pad-weights", str(other), "--json"])
+    assert args.func(args) == 1
+    face = json.loads(capsys.readouterr().out)["faces"][0]
+    assert face["model"] == "other-model" and face["threshold"] == 1.01 and face["is_live"] is False

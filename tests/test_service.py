@@ -33,8 +33,9 @@ def files(data_dir):
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory, data_dir):
-    settings = ServiceSettings(tmp_path_factory.mktemp("svc"), profile="fast", workers=2, queue=8,
-                               max_pixels=4_000_000, max_upload_bytes=3 * 1024 * 1024)
+    data = tmp_path_factory.mktemp("svc")
+    settings = ServiceSettings(data, profile="fast", workers=2, queue=8, max_pixels=4_000_000,
+                               max_upload_bytes=3 * 1024 * 1024, audit_log=data / "audit.log")
     app = create_app(settings)
     keys = app.state.service.keys
     admin, _ = keys.create("admin", ["*"])
@@ -240,8 +241,8 @@ def test_kept_images_are_stored_and_erased(service, files):
     assert client.get(f"/v1/collections/kept/faces/{face_ids[1]}/image", headers=h).status_code == 404
     assert client.delete("/v1/collections/kept/persons/obama", headers=h).json()["faces_removed"] == 1
     assert client.get(f"/v1/collections/kept/faces/{face_ids[0]}/image", headers=h).status_code == 404
-    folder = app.state.service.collections.image_dir("kept")
-    assert not any(folder.iterdir())
+    stored = app.state.service.collections.root / "kept" / "gallery.sqlite"
+    assert files["obama"][0].read_bytes()[2000:2064] not in stored.read_bytes()  # erased from the file too
 
 
 def test_delete_person_then_unknown(service, files):
@@ -298,3 +299,22 @@ def test_busy_service_answers_429(tmp_path, data_dir):
         gate.set()
         holder.join()
     assert r.status_code == 429 and r.json()["error"]["code"] == "busy" and r.headers["Retry-After"] == "1"
+
+
+def test_every_request_is_in_the_audit_log(service, team, files):
+    from faceprint.audit import AuditLog
+
+    client, app, admin = service
+    reader = new_key(client, admin, "reader", ["team"])
+    client.post("/v1/collections/team/identify", files=upload("image", files["group"]), headers=auth(reader))
+    client.get("/v1/collections/other/persons", headers=auth(reader))
+    log = AuditLog(app.state.service.settings.audit_log)
+    records = list(log.records())
+    assert log.verify().ok
+    enrolments = [r for r in records if r["action"] == "enroll" and r["collection"] == "team"]
+    assert {r["subject"] for r in enrolments} >= {"obama", "biden"}
+    reader_id = "key:" + reader.split("_")[1]
+    identify, denied = [r for r in records if r["actor"] == reader_id][-2:]
+    assert identify["action"] == "identify" and sorted(identify["details"]["matched"]) == ["biden", "obama"]
+    assert denied["outcome"] == "denied" and denied["details"]["status"] == 403
+    assert b"fp_" not in app.state.service.settings.audit_log.read_bytes()  # no key material in the log

@@ -233,19 +233,20 @@ class PadRun:
 
 
 def run_pad_eval(root: str | Path, out: str | Path, *, threshold: float | None = None,
-                 progress: bool = True) -> PadRun:
+                 weights: str | Path | None = None, progress: bool = True) -> PadRun:
     """Score every image under ``root`` with the passive PAD model; write report.json, scores.csv, det.png.
 
-    ``threshold`` overrides the model's operating threshold (chosen on synthetic validation data).
+    ``threshold`` overrides the model's operating threshold (chosen on synthetic validation data);
+    ``weights`` scores with another weights file than the shipped one.
     """
     from tqdm import tqdm
 
     from ..image_io import load_image
     from ..models import registry
-    from ..pad.passive import PassiveLiveness, pad_face
+    from ..pad.passive import WEIGHTS, PassiveLiveness, pad_face
 
     groups = pad_folders(root)
-    model = PassiveLiveness(threshold=threshold)
+    model = PassiveLiveness(weights or WEIGHTS, threshold=threshold)
     detector = registry.load_detector("yunet")
     rows = []
     todo = [(kind, p) for kind, paths in groups.items() for p in paths]

@@ -9,8 +9,18 @@ to train the passive PAD model without real attack data:
   holding the device and a glare patch;
 - :func:`print_attack`: the photo is printed (smaller gamut, paper white and black, warm cast,
   halftone dots or paper grain), with a white paper edge, background, fingers and gloss;
-- :func:`camera`: what any capture does (defocus, noise, exposure, white balance, JPEG); applied
-  to live images too, so that blur or compression alone cannot tell the classes apart.
+- the capture that follows, in one of two recipes (:data:`RECIPES`):
+
+  - ``"v1"`` (the shipped model): :func:`camera` (exposure, white balance, gamma, defocus, noise,
+    JPEG 55-95) at full strength on attacks and at a random strength in [0, 1] on live samples,
+    so live samples are on average cleaner than attacks;
+  - ``"v2"`` (tried and not adopted, see the README, Liveness): :func:`capture` on both classes, the same
+    distribution (contrast and brightness jitter, white balance, gamma, defocus, downscale-upscale,
+    sensor noise, then JPEG 40-95 or a video-like frame: 4:2:0 chroma at JPEG 15-45), so that
+    only recapture cues (moire and screen grid, display and print gamut and gamma, bezels and
+    paper edges, glare, halftone) separate the classes.
+
+:func:`live_sample` applies a recipe's capture to a live photo; :func:`synthesise` makes an attack.
 
 Geometry is not preserved (the attack may be shrunk into the frame, tilted and zoomed): detect the
 face again in the result.
@@ -22,6 +32,7 @@ import cv2
 import numpy as np
 
 ATTACK_TYPES = ("screen", "print")
+RECIPES = ("v1", "v2")
 
 
 def _to_float(image: np.ndarray) -> np.ndarray:
@@ -33,7 +44,7 @@ def _to_uint8(image: np.ndarray) -> np.ndarray:
 
 
 def camera(image: np.ndarray, rng: np.random.Generator, *, strength: float = 1.0) -> np.ndarray:
-    """A capture's nuisances: exposure, white balance, defocus, sensor noise and JPEG re-encoding."""
+    """Recipe v1's capture nuisances: exposure, white balance, defocus, sensor noise and JPEG re-encoding."""
     img = _to_float(image)
     img = img * rng.uniform(1 - 0.15 * strength, 1 + 0.15 * strength)
     img = img * rng.uniform(1 - 0.05 * strength, 1 + 0.05 * strength, size=3).astype(np.float32)
@@ -43,6 +54,37 @@ def camera(image: np.ndarray, rng: np.random.Generator, *, strength: float = 1.0
         img = cv2.GaussianBlur(img, (0, 0), sigma)
     img = img + rng.normal(0.0, rng.uniform(0.0, 0.015 * strength), size=img.shape).astype(np.float32)
     return jpeg(_to_uint8(img), int(rng.integers(55, 96)))
+
+
+def capture(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Recipe v2's capture nuisances, one distribution for live photos and attacks (module docstring)."""
+    h, w = image.shape[:2]
+    img = _to_float(image)
+    mean = img.mean()
+    img = mean + rng.uniform(0.7, 1.15) * (img - mean) + rng.uniform(-0.08, 0.08)  # contrast, brightness
+    img = img * rng.uniform(0.92, 1.08, size=3).astype(np.float32)  # white balance
+    img = np.clip(img, 0.0, 1.0) ** rng.uniform(0.8, 1.25)
+    if rng.random() < 0.7:
+        img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.3, 2.0))  # defocus
+    if rng.random() < 0.5:
+        factor = rng.uniform(1.3, 3.0)  # a lower-resolution sensor or stream, upscaled for display
+        small = (max(8, round(w / factor)), max(8, round(h / factor)))
+        img = cv2.resize(cv2.resize(img, small, interpolation=cv2.INTER_AREA), (w, h), interpolation=cv2.INTER_LINEAR)
+    img = img + rng.normal(0.0, rng.uniform(0.0, 0.02), size=img.shape).astype(np.float32)
+    if rng.random() < 0.4:
+        return video_frame(_to_uint8(img), int(rng.integers(15, 46)))
+    return jpeg(_to_uint8(img), int(rng.integers(40, 96)))
+
+
+def video_frame(image: np.ndarray, quality: int) -> np.ndarray:
+    """``image`` as a low-quality video frame: 4:2:0 chroma (halved, re-interpolated), then JPEG at ``quality``."""
+    h, w = image.shape[:2]
+    ycrcb = cv2.cvtColor(image, cv2.COLOR_RGB2YCrCb)
+    half = (max(1, w // 2), max(1, h // 2))
+    for c in (1, 2):
+        small = cv2.resize(ycrcb[..., c], half, interpolation=cv2.INTER_AREA)
+        ycrcb[..., c] = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    return jpeg(cv2.cvtColor(ycrcb, cv2.COLOR_YCrCb2RGB), quality)
 
 
 def jpeg(image: np.ndarray, quality: int) -> np.ndarray:
@@ -115,7 +157,7 @@ def _glare(img: np.ndarray, rng: np.random.Generator, strength: tuple[float, flo
     return img + rng.uniform(*strength) * blob[..., None]
 
 
-def screen_replay(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def screen_replay(image: np.ndarray, rng: np.random.Generator, recipe: str = "v1") -> np.ndarray:
     """``image`` shown on a display and re-captured (see the module docstring)."""
     h, w = image.shape[:2]
     img = _to_float(image)
@@ -149,7 +191,7 @@ def screen_replay(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         out = _fingers(out, rng)
     if rng.random() < 0.5:
         out = _glare(out, rng, (0.1, 0.5))
-    return camera(_to_uint8(out), rng)
+    return _recaptured(_to_uint8(out), rng, recipe)
 
 
 def _halftone(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -169,7 +211,7 @@ def _halftone(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return cv2.resize(out, (w, h), interpolation=cv2.INTER_AREA)
 
 
-def print_attack(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def print_attack(image: np.ndarray, rng: np.random.Generator, recipe: str = "v1") -> np.ndarray:
     """``image`` printed on paper and re-captured (see the module docstring)."""
     h, w = image.shape[:2]
     img = _to_float(image)
@@ -193,13 +235,35 @@ def print_attack(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         out = _fingers(out, rng)
     if rng.random() < 0.3:
         out = _glare(out, rng, (0.05, 0.3))
-    return camera(_to_uint8(out), rng)
+    return _recaptured(_to_uint8(out), rng, recipe)
 
 
-def synthesise(image: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray:
-    """An attack of ``kind`` (one of :data:`ATTACK_TYPES`) made from the live RGB uint8 ``image``."""
+def _check_recipe(recipe: str) -> None:
+    if recipe not in RECIPES:
+        raise ValueError(f"unknown capture recipe {recipe!r}; expected one of {RECIPES}")
+
+
+def _recaptured(image: np.ndarray, rng: np.random.Generator, recipe: str) -> np.ndarray:
+    """The camera that films the attack, per ``recipe``."""
+    return camera(image, rng) if recipe == "v1" else capture(image, rng)
+
+
+def live_sample(image: np.ndarray, rng: np.random.Generator, recipe: str = "v1") -> np.ndarray:
+    """A live training sample: the RGB uint8 ``image`` through ``recipe``'s capture nuisances."""
+    _check_recipe(recipe)
+    if recipe == "v1":
+        return camera(image, rng, strength=rng.uniform(0.0, 1.0))
+    return capture(image, rng)
+
+
+def synthesise(image: np.ndarray, kind: str, rng: np.random.Generator, recipe: str = "v1") -> np.ndarray:
+    """An attack of ``kind`` (one of :data:`ATTACK_TYPES`) made from the live RGB uint8 ``image``.
+
+    ``recipe`` (one of :data:`RECIPES`) picks the capture nuisances that follow the recapture.
+    """
+    _check_recipe(recipe)
     if kind == "screen":
-        return screen_replay(image, rng)
+        return screen_replay(image, rng, recipe)
     if kind == "print":
-        return print_attack(image, rng)
+        return print_attack(image, rng, recipe)
     raise ValueError(f"unknown attack type {kind!r}; expected one of {ATTACK_TYPES}")

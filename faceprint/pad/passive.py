@@ -69,7 +69,7 @@ CARD = ModelCard(
             "logistic regression",
     source="this repository (faceprint/models/weights/pad_passive.npz, rebuilt by scripts/train_pad.py --seed 0)",
     licence="MIT",
-    published_accuracy="none published; measured here: see docs/pad.md (synthetic validation and a real "
+    published_accuracy="none published; measured here: see the README, Liveness (synthetic validation and a real "
                        "one-person replay set)",
     input_spec="RGB image and one detected face box (the box x1.2 and x2.2, resized); whole image without a box",
     weights=("faceprint/models/weights/pad_passive.npz",),

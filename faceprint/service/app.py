@@ -14,7 +14,6 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -25,8 +24,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 
 from .. import __version__
+from ..audit import AuditLog
+from ..crypto import GalleryKey
 from ..errors import FaceprintError
 from ..gallery import EnrolmentItem
 from ..image_io import DEFAULT_MAX_PIXELS
@@ -84,10 +86,12 @@ class ServiceSettings:
     queue: int = 64
     timeout_s: float = 60.0
     warm: bool = True
-    audit: Callable[..., None] | None = None  # audit(actor=, action=, collection=, subject=, outcome=, details=)
+    audit_log: Path | None = None  # every /v1 request is appended to this hash-chained log when set
+    key: GalleryKey | None = None  # encrypts every collection's templates and kept images at rest
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
+        self.audit_log = Path(self.audit_log) if self.audit_log else None
         if self.max_pixels > DEFAULT_MAX_PIXELS:
             raise ValueError(f"max_pixels may not exceed {DEFAULT_MAX_PIXELS}")
 
@@ -107,10 +111,11 @@ class Service:
         self.settings = settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.keys = KeyStore(settings.data_dir / "keys.sqlite")
-        self.collections = Collections(settings.data_dir / "collections")
+        self.collections = Collections(settings.data_dir / "collections", key=settings.key)
         self.pool = InferencePool(settings.workers, settings.queue, settings.timeout_s, settings.fmr,
                                   settings.max_pixels)
         self.loaded: list[str] = []
+        self.audit = AuditLog(settings.audit_log, actor="service") if settings.audit_log else None
         self._write_locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
 
@@ -261,14 +266,10 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     async def audit_and_time(request: Request, call_next):
         start = time.perf_counter()
         response = await call_next(request)
-        response.headers["X-Elapsed-Ms"] = f"{1000 * (time.perf_counter() - start):.1f}"
-        if settings.audit is not None and request.url.path.startswith("/v1/"):
-            key = getattr(request.state, "key", None)
-            route = request.scope.get("route")
-            settings.audit(actor=key.id if key else "anonymous", action=getattr(route, "name", request.url.path),
-                           collection=request.path_params.get("collection"),
-                           subject=request.path_params.get("person"), outcome=response.status_code,
-                           details={"method": request.method, "path": request.url.path})
+        elapsed = 1000 * (time.perf_counter() - start)
+        response.headers["X-Elapsed-Ms"] = f"{elapsed:.1f}"
+        if service.audit is not None and request.url.path.startswith("/v1/"):
+            await run_in_threadpool(_audit, service.audit, request, response.status_code, elapsed)
         return response
 
     # -- page, health -------------------------------------------------------------------
@@ -376,9 +377,8 @@ def create_app(settings: ServiceSettings) -> FastAPI:
 
     def stored_faces(collection: str, person: str) -> list[schemas.StoredFace]:
         gallery = service.collections.gallery(collection)
-        folder = service.collections.image_dir(collection)
         return [schemas.StoredFace(id=f.id, source=f.source, box=f.box, quality=f.quality, created_at=f.created_at,
-                                   has_image=(folder / str(f.id)).exists()) for f in gallery.faces(person)]
+                                   has_image=gallery.face_image(f.id) is not None) for f in gallery.faces(person)]
 
     @app.post("/v1/collections/{collection}/persons/{person}/faces", response_model=schemas.EnrolOut,
               status_code=201, tags=["persons"],
@@ -402,16 +402,12 @@ def create_app(settings: ServiceSettings) -> FastAPI:
             items = []
             for label, data in images["images"]:
                 face = engine.single_face(data, largest=True)
-                items.append(EnrolmentItem(template=engine.embed_faces([face])[0], source=label,
-                                           box=face.box.as_list(), quality=face.quality))
+                template = engine.embed_faces([face])[0]
+                items.append(EnrolmentItem(template=template, source=label, box=face.box.as_list(),
+                                           quality=face.quality, image=data if info.keep_images else None))
             with service.write_lock(collection):
                 record = engine.enroll_items(person, items, gallery, metadata=metadata)
                 ids = [f.id for f in gallery.faces(person)][-len(items):]
-            if info.keep_images:
-                folder = service.collections.image_dir(collection)
-                folder.mkdir(exist_ok=True)
-                for face_id, (_, data) in zip(ids, images["images"], strict=True):
-                    (folder / str(face_id)).write_bytes(data)
             return record, ids
 
         record, ids = await service.pool.submit(info.profile, run)
@@ -435,10 +431,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         """Delete a person, every template of theirs and any kept image (writer)."""
         gallery = service.collections.gallery(collection)
         with service.write_lock(collection):
-            ids = [f.id for f in gallery.faces(person)]
             removed = gallery.delete_person(person)
-        for face_id in ids:
-            (service.collections.image_dir(collection) / str(face_id)).unlink(missing_ok=True)
         return {"deleted": person, "faces_removed": removed}
 
     @app.delete("/v1/collections/{collection}/faces/{face_id}", status_code=204, tags=["persons"])
@@ -447,18 +440,16 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         gallery = service.collections.gallery(collection)
         with service.write_lock(collection):
             gallery.delete_face(face_id)
-        (service.collections.image_dir(collection) / str(face_id)).unlink(missing_ok=True)
         return Response(status_code=204)
 
     @app.get("/v1/collections/{collection}/faces/{face_id}/image", tags=["persons"],
              responses={200: {"content": {"application/octet-stream": {}}}})
     async def face_image(collection: str, face_id: int, key: Reader) -> Response:
         """The uploaded image of a stored face, when the collection keeps images."""
-        service.collections.info(collection)
-        path = service.collections.image_dir(collection) / str(face_id)
-        if not path.exists():
+        data = service.collections.gallery(collection).face_image(face_id)
+        if data is None:
             raise NoImageStoredError(f"no stored image for face {face_id}")
-        return Response(path.read_bytes(), media_type="application/octet-stream")
+        return Response(data, media_type="application/octet-stream")
 
     # -- 1:1 against a person, 1:N ------------------------------------------------------
 
@@ -486,6 +477,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
             _, pids, vecs = gallery.matrix()
             mine = vecs[pids == pid]
             similarity = float(np.max(mine @ probe.vector)) if len(mine) else -1.0
+            request.state.audit_details = {"is_match": similarity >= engine.threshold}
             return {"person": person, "similarity": round(similarity, 4), "is_match": similarity >= engine.threshold,
                     "threshold": round(engine.threshold, 4), "fmr": engine.fmr, "model": engine.model_id}
 
@@ -506,6 +498,8 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         def run(engine) -> dict:
             image = engine.load(data)
             results = engine.identify(image, gallery, k=k, require_live=require_live)
+            request.state.audit_details = {"faces": len(results), "matched": [r.person for r in results if r.person],
+                                           "rejected": sum(bool(r.rejected) for r in results)}
             return {"width": image.shape[1], "height": image.shape[0], "threshold": round(engine.threshold, 4),
                     "fmr": engine.fmr, "model": engine.model_id,
                     "faces": [{**r.to_dict(), "unknown": r.person is None} for r in results]}
@@ -513,6 +507,26 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         return await service.pool.submit(info.profile, run)
 
     return app
+
+
+# Route name -> audit action; every other /v1 route is recorded as "other" with its name.
+AUDIT_ACTIONS = {
+    "enrol": "enroll", "identify": "identify", "verify": "verify", "verify_person": "verify",
+    "list_persons": "search", "get_person": "search", "face_image": "search",
+    "delete_person": "delete", "delete_face": "delete", "delete_collection": "delete", "revoke_key": "delete",
+}
+
+
+def _audit(audit: AuditLog, request: Request, status: int, elapsed_ms: float) -> None:
+    """Append one request to the audit log: who (key id), what, which collection and person, outcome."""
+    key = getattr(request.state, "key", None)
+    name = getattr(request.scope.get("route"), "name", None)
+    outcome = "ok" if status < 400 else ("denied" if status in (401, 403) else "error")
+    details = {"route": name, "method": request.method, "path": request.url.path, "status": status,
+               "elapsed_ms": round(elapsed_ms, 1), **getattr(request.state, "audit_details", {})}
+    audit.append(AUDIT_ACTIONS.get(name, "other"), actor=f"key:{key.id}" if key else "anonymous",
+                 collection=request.path_params.get("collection"), subject=request.path_params.get("person"),
+                 outcome=outcome, details=details)
 
 
 def _person_dict(record) -> dict:

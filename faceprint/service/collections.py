@@ -1,8 +1,9 @@
 """Collections: named galleries in the service's data folder, each bound to one recognition profile.
 
 ``DATA/collections/<name>/collection.json`` holds the settings (profile, whether uploaded images
-are kept, when it was made); ``gallery.sqlite`` beside it is the gallery; ``images/`` holds
-uploaded images only when the collection keeps them.
+are kept, when it was made); ``gallery.sqlite`` beside it is the gallery, which also holds the
+uploaded images of a collection that keeps them (encrypted with the templates when the service
+has a key).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ..crypto import GalleryKey
 from ..errors import FaceprintError
 from ..gallery import Gallery
 from ..profiles import get as get_profile
@@ -59,8 +61,9 @@ class CollectionInfo:
 class Collections:
     """Create, list, open and delete collections under ``root``; galleries stay open once opened."""
 
-    def __init__(self, root: str | os.PathLike) -> None:
+    def __init__(self, root: str | os.PathLike, key: GalleryKey | None = None) -> None:
         self.root = Path(root)
+        self.key = key
         self.root.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._open: dict[str, Gallery] = {}
@@ -81,7 +84,7 @@ class Collections:
             folder.mkdir(parents=True, exist_ok=True)
             info = CollectionInfo(name, prof.name, prof.model_id, bool(keep_images),
                                   datetime.now(timezone.utc).isoformat(timespec="seconds"))
-            Gallery(folder / "gallery.sqlite", model=prof.model_id, dim=prof.dim).close()
+            Gallery(folder / "gallery.sqlite", model=prof.model_id, dim=prof.dim, key=self.key).close()
             tmp = folder / "collection.json.tmp"
             tmp.write_text(json.dumps(info.to_dict(), indent=2))
             os.replace(tmp, folder / "collection.json")
@@ -103,15 +106,11 @@ class Collections:
         info = self.info(name)
         with self._lock:
             if name not in self._open:
-                self._open[name] = Gallery(self.root / name / "gallery.sqlite", model=info.model)
+                self._open[name] = Gallery(self.root / name / "gallery.sqlite", model=info.model, key=self.key)
             return self._open[name]
 
-    def image_dir(self, name: str) -> Path:
-        """Where collection ``name`` keeps uploaded images (used only when ``keep_images``)."""
-        return self._dir(name) / "images"
-
     def delete(self, name: str) -> None:
-        """Delete a collection, its gallery and any kept images."""
+        """Delete a collection and its gallery (with any kept images)."""
         self.info(name)
         with self._lock:
             gallery = self._open.pop(name, None)

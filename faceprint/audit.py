@@ -1,0 +1,274 @@
+"""An append-only, tamper-evident audit log: who enrolled, searched, matched and deleted whom, and when.
+
+One JSON object per line. Each record carries ``seq`` (0, 1, 2 ...), ``time`` (UTC, ISO 8601),
+``actor``, ``action``, ``collection`` (the gallery), ``subject`` (the person, if any),
+``outcome``, ``details``, ``prev_hash`` and ``hash = sha256(prev_hash || canonical JSON of the
+record without its hash)``. Changing, deleting, inserting or reordering any record breaks the chain
+at that point, which :meth:`AuditLog.verify` reports. Cutting records off the END leaves a valid
+shorter chain: to detect that, keep the head (``seq`` and ``hash`` from :meth:`AuditLog.head`)
+somewhere else and pass it to :meth:`AuditLog.verify`.
+
+:meth:`AuditLog.append` is safe across threads and processes (an exclusive ``fcntl`` lock on the
+file around read-last-record / write / ``fsync``). Records hold no templates or images: only
+names, counts and decisions.
+"""
+
+from __future__ import annotations
+
+import csv
+import fcntl
+import getpass
+import hashlib
+import io
+import json
+import logging
+import os
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .errors import FaceprintError
+
+log = logging.getLogger(__name__)
+
+AUDIT_ENV = "FACEPRINT_AUDIT_LOG"
+"""Environment variable naming the audit log file the CLI writes to."""
+
+GENESIS = "0" * 64
+"""``prev_hash`` of the first record."""
+
+ACTIONS = ("enroll", "search", "verify", "identify", "delete", "purge", "rotate_key", "export", "other")
+FIELDS = ("seq", "time", "actor", "action", "collection", "subject", "outcome", "details", "prev_hash", "hash")
+
+
+class AuditLogError(FaceprintError):
+    """The audit log cannot be read or written, or a record is malformed."""
+
+    code = "audit_log_error"
+
+
+def _canonical(record: dict) -> bytes:
+    body = {k: record[k] for k in FIELDS if k != "hash"}
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def record_hash(record: dict) -> str:
+    """The chain hash of ``record``: sha256 of its ``prev_hash`` and its canonical JSON (hash left out)."""
+    return hashlib.sha256(record["prev_hash"].encode() + _canonical(record)).hexdigest()
+
+
+def default_actor() -> str:
+    """``user@host`` of this process."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = str(os.getuid())
+    return f"{user}@{socket.gethostname()}"
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One audit log line."""
+
+    seq: int
+    time: str
+    actor: str
+    action: str
+    collection: str | None
+    subject: str | None
+    outcome: str
+    details: dict
+    prev_hash: str
+    hash: str
+
+
+@dataclass
+class VerificationReport:
+    """The result of checking a log's hash chain; ``first_bad_seq`` is the first record that fails."""
+
+    ok: bool
+    records: int
+    head_seq: int | None
+    head_hash: str
+    first_bad_seq: int | None = None
+    first_bad_line: int | None = None
+    reason: str = ""
+    problems: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        """A JSON-ready description."""
+        return asdict(self)
+
+
+class AuditLog:
+    """An audit log file (JSON lines); created on first append."""
+
+    def __init__(self, path: str | os.PathLike, actor: str | None = None) -> None:
+        self.path = Path(path)
+        self.actor = actor or default_actor()
+        self._lock = threading.Lock()
+
+    def _last_record(self, fh) -> dict | None:
+        """The last complete record in the open file (read backwards from the end)."""
+        fh.seek(0, os.SEEK_END)
+        end = fh.tell()
+        block = 4096
+        tail = b""
+        pos = end
+        while pos > 0:
+            step = min(block, pos)
+            pos -= step
+            fh.seek(pos)
+            tail = fh.read(step) + tail
+            lines = tail.rstrip(b"\n").split(b"\n")
+            if len(lines) > 1 or pos == 0:
+                last = lines[-1].strip()
+                if not last:
+                    return None
+                try:
+                    return json.loads(last)
+                except json.JSONDecodeError as exc:
+                    raise AuditLogError(f"audit log {self.path}: last line is not a record: {exc}") from exc
+        return None
+
+    def append(self, action: str, *, subject: str | None = None, collection: str | None = None,
+               outcome: str = "ok", details: dict | None = None, actor: str | None = None) -> AuditRecord:
+        """Append one record, chained to the last one, and ``fsync`` it; returns the record."""
+        if action not in ACTIONS:
+            raise AuditLogError(f"unknown audit action {action!r}; one of {', '.join(ACTIONS)}")
+        with self._lock:
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+            except OSError as exc:
+                raise AuditLogError(f"cannot open audit log {self.path}: {exc}") from exc
+            with os.fdopen(fd, "r+b") as fh:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+                try:
+                    last = self._last_record(fh)
+                    record = {
+                        "seq": 0 if last is None else int(last["seq"]) + 1,
+                        "time": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
+                        "actor": actor or self.actor,
+                        "action": action,
+                        "collection": None if collection is None else str(collection),
+                        "subject": subject,
+                        "outcome": outcome,
+                        "details": dict(details or {}),
+                        "prev_hash": GENESIS if last is None else last["hash"],
+                    }
+                    record["hash"] = record_hash(record)
+                    line = json.dumps({k: record[k] for k in FIELDS}, ensure_ascii=False) + "\n"
+                    fh.write(line.encode())
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                except (TypeError, ValueError) as exc:
+                    raise AuditLogError(f"audit record is not JSON-serialisable: {exc}") from exc
+                finally:
+                    fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+        return AuditRecord(**record)
+
+    def records(self) -> Iterator[dict]:
+        """Every record as a dict, in file order (no checking)."""
+        if not self.path.exists():
+            return
+        with open(self.path, encoding="utf-8") as fh:
+            for lineno, line in enumerate(fh, 1):
+                if line.strip():
+                    try:
+                        yield json.loads(line)
+                    except json.JSONDecodeError as exc:
+                        raise AuditLogError(f"{self.path}:{lineno}: not a JSON record: {exc}") from exc
+
+    def head(self) -> tuple[int | None, str]:
+        """``(seq, hash)`` of the last record (``(None, GENESIS)`` for an empty log): keep it elsewhere."""
+        report = self.verify()
+        return report.head_seq, report.head_hash
+
+    def verify(self, expected_head: tuple[int, str] | None = None) -> VerificationReport:
+        """Check every record's hash and its link to the previous one; report the first break.
+
+        ``expected_head`` (a ``(seq, hash)`` saved earlier) also detects records cut off the end.
+        """
+        prev, count, head_seq = GENESIS, 0, None
+        seen_head = expected_head is None
+        if self.path.exists():
+            with open(self.path, encoding="utf-8") as fh:
+                for lineno, line in enumerate(fh, 1):
+                    if not line.strip():
+                        continue
+                    bad = self._check_line(line, prev, count)
+                    if bad:
+                        seq = _seq_of(line)
+                        return VerificationReport(False, count, head_seq, prev, seq if seq is not None else count,
+                                                  lineno, bad, [f"line {lineno}: {bad}"])
+                    rec = json.loads(line)
+                    prev, head_seq, count = rec["hash"], rec["seq"], count + 1
+                    if expected_head is not None and (rec["seq"], rec["hash"]) == tuple(expected_head):
+                        seen_head = True
+        if not seen_head:
+            reason = f"saved head seq {expected_head[0]} is not in the log: records were removed from the end"
+            return VerificationReport(False, count, head_seq, prev, count, None, reason, [reason])
+        return VerificationReport(True, count, head_seq, prev)
+
+    @staticmethod
+    def _check_line(line: str, prev: str, expected_seq: int) -> str:
+        """Why ``line`` breaks the chain ('' when it does not)."""
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            return "not a JSON record"
+        if not isinstance(rec, dict) or set(rec) != set(FIELDS):
+            return "fields missing or added"
+        if rec["seq"] != expected_seq:
+            return f"sequence number {rec['seq']} where {expected_seq} was expected (record deleted or moved)"
+        if rec["prev_hash"] != prev:
+            return "prev_hash does not match the previous record (record deleted, inserted or moved)"
+        if record_hash(rec) != rec["hash"]:
+            return "hash does not match the record's content (record edited)"
+        return ""
+
+    def export(self, fmt: str = "jsonl") -> str:
+        """The whole log as ``jsonl`` or ``csv`` text (``details`` as JSON in CSV)."""
+        records = list(self.records())
+        if fmt == "jsonl":
+            return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+        if fmt == "csv":
+            out = io.StringIO()
+            writer = csv.DictWriter(out, fieldnames=FIELDS, lineterminator="\n")
+            writer.writeheader()
+            for r in records:
+                writer.writerow({**r, "details": json.dumps(r.get("details", {}), sort_keys=True)})
+            return out.getvalue()
+        raise AuditLogError(f"unknown export format {fmt!r}; use jsonl or csv")
+
+
+def _seq_of(line: str) -> int | None:
+    try:
+        seq = json.loads(line).get("seq")
+        return seq if isinstance(seq, int) else None
+    except (json.JSONDecodeError, AttributeError):
+        return None
+
+
+def audit_log_from(path: str | os.PathLike | None = None, environ: dict | None = None) -> AuditLog | None:
+    """The audit log at ``path``, else at :data:`AUDIT_ENV`, else ``None`` (auditing off)."""
+    target = path or (os.environ if environ is None else environ).get(AUDIT_ENV)
+    return AuditLog(target) if target else None
+
+
+def audit_cli(args, action: str, *, subject: str | None = None, outcome: str = "ok",
+              details: dict | None = None) -> AuditRecord | None:
+    """Record a CLI command in the log named by ``args.audit_log`` or :data:`AUDIT_ENV` (no-op when neither).
+
+    ``collection`` is ``args.gallery`` when the command has one. Call it after the command's
+    gallery change succeeded (and with ``outcome="error"`` from an ``except`` if wanted).
+    """
+    audit = audit_log_from(getattr(args, "audit_log", None))
+    if audit is None:
+        return None
+    gallery = getattr(args, "gallery", None)
+    return audit.append(action, subject=subject, collection=None if gallery is None else str(gallery),
+                        outcome=outcome, details=details)
