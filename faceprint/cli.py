@@ -23,7 +23,7 @@ from .image_io import IMAGE_SUFFIXES
 log = logging.getLogger("faceprint")
 
 # Modules that add their own subcommands: each has register(sub, eval_sub, common).
-SUBCOMMAND_MODULES = ("cli_serve", "cli_pad", "cli_liveness", "cli_video", "cli_cluster", "cli_privacy")
+SUBCOMMAND_MODULES = ("cli_serve", "cli_pad", "cli_liveness", "cli_video", "cli_cluster", "cli_privacy", "cli_trust")
 
 
 def cmd_detect(args: argparse.Namespace) -> int:

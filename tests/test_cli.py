@@ -247,3 +247,16 @@ def test_console_script_error_after_model_load_is_one_line(data_dir, tmp_path):
                            "--model", "accurate"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert_one_line_error(proc.stderr)
+
+
+def test_no_subcommand_module_changes_the_shared_defaults():
+    """Subcommand modules share the option objects of --model & co.; none may change their defaults."""
+    from faceprint.cli import build_parser
+    from faceprint.profiles import DEFAULT_PROFILE
+
+    parser = build_parser()
+    for argv in (["detect", "x.jpg"], ["eval", "lfw", "--images", "i", "--pairs", "p"],
+                 ["video", "v.mp4", "--gallery", "g.db"], ["enroll", "--gallery", "g.db", "--tree", "t"]):
+        args = parser.parse_args(argv)
+        assert args.model == DEFAULT_PROFILE and args.fmr == 1e-3 and args.json is False, argv
+    assert parser.parse_args(["--model", "fast", "enroll", "--gallery", "g", "--tree", "t"]).model == "fast"
