@@ -145,9 +145,7 @@ class Engine:
     def liveness_model(self) -> PassiveLiveness:
         """The passive presentation-attack detector (loaded on first use)."""
         if self._liveness is None:
-            from .pad.passive import PassiveLiveness
-
-            self._liveness = PassiveLiveness()
+            self._liveness = registry.load("pad-passive")
         return self._liveness
 
     def check_live(self, face: Face) -> Liveness:

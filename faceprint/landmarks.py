@@ -105,14 +105,8 @@ class DlibLandmarker:
         return points / scale + np.array([x0, y0], dtype=np.float32)
 
 
-_INSTANCE: DlibLandmarker | None = None
-_LOCK = threading.Lock()
-
-
 def load_landmarker() -> DlibLandmarker:
-    """The process-wide 68-point landmarker, loaded on first use (about 1 s)."""
-    global _INSTANCE
-    with _LOCK:
-        if _INSTANCE is None:
-            _INSTANCE = DlibLandmarker()
-        return _INSTANCE
+    """The process-wide 68-point landmarker from the model registry, loaded on first use (about 1 s)."""
+    from .models import registry
+
+    return registry.load(DlibLandmarker.card.name)

@@ -1,7 +1,8 @@
 """The one registry of models: name -> class, with a per-process cache of loaded instances.
 
 Adding a model is adding one file with a :class:`~faceprint.models.base.Detector` or
-:class:`~faceprint.models.base.Embedder` subclass and one line in ``_BUILTIN`` below; a user's own
+:class:`~faceprint.models.base.Embedder` subclass (or any class with a ``card``) and one entry in
+``_BUILTIN`` below; a user's own
 ONNX embedder is registered at run time with :func:`register_onnx_embedder`.
 """
 
@@ -11,14 +12,18 @@ import threading
 from collections.abc import Callable
 
 from ..errors import UnknownModelError
+from ..landmarks import DlibLandmarker
+from ..pad.passive import PassiveLiveness
 from .base import Detector, Embedder, ModelCard
 from .dlib_resnet import DlibResNetEmbedder
 from .facenet import FaceNetEmbedder
 from .sface import SFaceEmbedder
 from .yunet import YuNetDetector
 
-_BUILTIN: dict[str, type[Detector] | type[Embedder]] = {
-    cls.card.name: cls for cls in (YuNetDetector, SFaceEmbedder, FaceNetEmbedder, DlibResNetEmbedder)
+# Detectors and embedders, then the models used beside recognition (68-point landmarks, liveness).
+_BUILTIN: dict[str, type] = {
+    cls.card.name: cls for cls in (YuNetDetector, SFaceEmbedder, FaceNetEmbedder, DlibResNetEmbedder,
+                                   DlibLandmarker, PassiveLiveness)
 }
 _FACTORIES: dict[str, tuple[ModelCard, Callable[[], Detector | Embedder]]] = {
     name: (cls.card, cls) for name, cls in _BUILTIN.items()
