@@ -37,6 +37,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """Run the service until interrupted."""
     import uvicorn
 
+    from .crypto import load_key
     from .service.app import ServiceSettings, create_app
 
     data = Path(args.data)
@@ -47,7 +48,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = ServiceSettings(data_dir=data, profile=args.model, fmr=args.fmr,
                                max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), max_pixels=args.max_pixels,
                                workers=args.workers or (os.cpu_count() or 1), queue=args.queue,
-                               timeout_s=args.timeout, audit_log=Path(args.audit_log or data / "audit.log"))
+                               timeout_s=args.timeout, audit_log=Path(args.audit_log or data / "audit.log"),
+                               key=load_key(args.key_file))
     print(f"faceprint: serving http://{args.host}:{args.port}/ (web page), API at /v1, "
           f"OpenAPI at /openapi.json; profile {args.model}, {settings.workers} worker(s)", file=sys.stderr)
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning",
@@ -90,6 +92,9 @@ def register(sub, eval_sub, common) -> None:
     p.add_argument("--timeout", type=float, default=60.0, help="seconds a request may take before 503 (default 60)")
     p.add_argument("--max-upload-mb", type=float, default=10.0, help="largest request body in MiB (default 10)")
     p.add_argument("--max-pixels", type=int, default=25_000_000, help="largest image in pixels (default 25e6)")
+    p.add_argument("--key-file", default=None,
+                   help="encrypt every collection's templates and kept images with this key "
+                        "(default: $FACEPRINT_GALLERY_KEY if set; 'faceprint keys new' makes one)")
     p.add_argument("--audit-log", default=None,
                    help="hash-chained audit log of every API request (default DATA/audit.log); "
                         "check it with 'faceprint audit verify'")

@@ -318,3 +318,29 @@ def test_every_request_is_in_the_audit_log(service, team, files):
     assert identify["action"] == "identify" and sorted(identify["details"]["matched"]) == ["biden", "obama"]
     assert denied["outcome"] == "denied" and denied["details"]["status"] == 403
     assert b"fp_" not in app.state.service.settings.audit_log.read_bytes()  # no key material in the log
+
+
+def test_service_with_a_key_stores_only_ciphertext(tmp_path, files):
+    from faceprint.crypto import GalleryKey, GalleryKeyRequiredError
+    from faceprint.gallery import Gallery
+
+    key = GalleryKey.generate()
+    app = create_app(ServiceSettings(tmp_path, profile="fast", workers=1, warm=False, key=key))
+    admin, _ = app.state.service.keys.create("admin", ["*"])
+    photo = files["obama"][0].read_bytes()
+    with TestClient(app) as client:
+        client.post("/v1/collections", json={"name": "sealed", "keep_images": True}, headers=auth(admin))
+        r = client.post("/v1/collections/sealed/persons/obama/faces", files=upload("images", files["obama"][0]),
+                        headers=auth(admin))
+        face_id = r.json()["faces_added"][0]
+        assert client.get(f"/v1/collections/sealed/faces/{face_id}/image", headers=auth(admin)).content == photo
+        found = client.post("/v1/collections/sealed/identify", files=upload("image", files["obama_probe"]),
+                            headers=auth(admin)).json()
+        assert found["faces"][0]["person"] == "obama"
+        template = app.state.service.collections.gallery("sealed").matrix()[2][0].tobytes()
+    path = tmp_path / "collections" / "sealed" / "gallery.sqlite"
+    stored = path.read_bytes() + (path.with_name("gallery.sqlite-wal").read_bytes()
+                                  if path.with_name("gallery.sqlite-wal").exists() else b"")
+    assert template[:32] not in stored and photo[1000:1064] not in stored
+    with pytest.raises(GalleryKeyRequiredError):
+        Gallery(path)
