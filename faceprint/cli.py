@@ -78,6 +78,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
         return _enroll_tree(args)
     engine = engine_from_args(args)
     engine.check_domain = args.check_face
+    engine.check_morph = args.check_morph
     if args.min_quality is not None:
         from .quality import QualityGate
 
@@ -304,6 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check-face", action="store_true",
                    help="refuse templates the out-of-domain check says are not a face's (see README, Privacy; "
                         "it also rejects about 1.6%% of real faces)")
+    p.add_argument("--check-morph", action="store_true",
+                   help="refuse photos the morph detector flags as a blend of two faces (see README, morphing "
+                        "attacks; untouched morphs only, edited ones mostly pass)")
     add_gallery_privacy_options(p)
     p.set_defaults(func=cmd_enroll)
 

@@ -22,6 +22,7 @@ from .detection import FaceFinder
 from .embedding import Recognizer
 from .errors import (
     ModelMismatchError,
+    MorphSuspectedError,
     MultipleFacesError,
     NoFaceError,
     NotAFaceError,
@@ -65,6 +66,7 @@ class Engine:
         key: GalleryKey | None = None,
         transform: CancelableTransform | None = None,
         check_domain: bool = False,
+        check_morph: bool = False,
     ) -> None:
         self.profile = profile if isinstance(profile, Profile) else get_profile(profile)
         self.detector_name = detector
@@ -77,6 +79,7 @@ class Engine:
         self._liveness: PassiveLiveness | None = None
         self.key, self.transform = key, transform
         self.check_domain = check_domain
+        self.check_morph = check_morph
         self._ood: OodCheck | None | bool = False  # False: not loaded yet; None: no check for this profile
 
     @property
@@ -215,6 +218,13 @@ class Engine:
                 self._ood = None
         return self._ood
 
+    def check_not_morph(self, face: Face, label: str = "face") -> None:
+        """Raise MorphSuspectedError when the morph detector flags ``face`` (enrolment guard)."""
+        result = registry.load("morph-detector").check(face.image, face)
+        if result.is_morph:
+            raise MorphSuspectedError(f"{label}: looks like a morph of two faces (score {result.score:.2f} >= "
+                                      f"{result.threshold:.2f}); enrol from an unedited photo taken in person")
+
     def check_in_domain(self, template: Template, label: str = "face") -> None:
         """Raise NotAFaceError when ``template`` does not look like a face's (enrolment guard)."""
         check = self.ood_check if self.check_domain else None
@@ -230,6 +240,8 @@ class Engine:
         items = []
         for image in images:
             face = self.single_face(image, largest=largest)
+            if self.check_morph:
+                self.check_not_morph(face, describe_source(image))
             template = self.embed_faces([face])[0]
             self.check_in_domain(template, describe_source(image))
             items.append(

@@ -77,3 +77,9 @@ class NotAFaceError(FaceprintError):
     """A template that does not look like it came from a face (the out-of-domain check)."""
 
     code = "not_a_face"
+
+
+class MorphSuspectedError(FaceprintError):
+    """An enrolment photo that the morph detector flags as a blend of two faces."""
+
+    code = "morph_suspected"

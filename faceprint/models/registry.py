@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from ..errors import UnknownModelError
 from ..landmarks import DlibLandmarker
+from ..morph_detection import MorphDetector
 from ..pad.passive import PassiveLiveness
 from .base import Detector, Embedder, ModelCard
 from .dlib_resnet import DlibResNetEmbedder
@@ -20,10 +21,10 @@ from .facenet import FaceNetEmbedder
 from .sface import SFaceEmbedder
 from .yunet import YuNetDetector
 
-# Detectors and embedders, then the models used beside recognition (68-point landmarks, liveness).
+# Detectors and embedders, then the models used beside recognition (landmarks, liveness, morphs).
 _BUILTIN: dict[str, type] = {
     cls.card.name: cls for cls in (YuNetDetector, SFaceEmbedder, FaceNetEmbedder, DlibResNetEmbedder,
-                                   DlibLandmarker, PassiveLiveness)
+                                   DlibLandmarker, PassiveLiveness, MorphDetector)
 }
 _FACTORIES: dict[str, tuple[ModelCard, Callable[[], Detector | Embedder]]] = {
     name: (cls.card, cls) for name, cls in _BUILTIN.items()

@@ -21,6 +21,7 @@ import numpy as np
 
 from ..errors import FaceprintError
 from ..models.base import ModelCard
+from ..models.logistic import LogisticWeights
 from ..types import Face
 from .features import FEATURE_VERSION, pad_features, pad_view
 
@@ -86,31 +87,14 @@ class PassiveLiveness:
     card = CARD
 
     def __init__(self, weights: str | Path = WEIGHTS, *, threshold: float | None = None) -> None:
-        path = Path(weights)
-        if not path.is_file():
-            raise PadModelError(f"passive PAD weights not found: {path} (rebuild: scripts/train_pad.py --seed 0)")
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                self.mean = data["mean"].astype(np.float32)
-                self.scale = data["scale"].astype(np.float32)
-                self.coef = data["coef"].astype(np.float32)
-                self.bias = float(data["bias"])
-                stored_threshold = float(data["threshold"])
-                version = str(data["feature_version"])
-                self.model = str(data["model"])
-        except (OSError, KeyError, ValueError) as exc:
-            raise PadModelError(f"passive PAD weights {path} cannot be read: {exc}") from exc
-        if version != FEATURE_VERSION:
-            raise PadModelError(f"{path} was trained on features '{version}', this code computes "
-                                f"'{FEATURE_VERSION}': retrain with scripts/train_pad.py")
-        if not (self.mean.shape == self.scale.shape == self.coef.shape):
-            raise PadModelError(f"passive PAD weights {path} have inconsistent shapes")
-        self.threshold = stored_threshold if threshold is None else float(threshold)
+        self.weights = LogisticWeights.load(weights, FEATURE_VERSION, PadModelError,
+                                            "scripts/train_pad.py --seed 0")
+        self.model = self.weights.model
+        self.threshold = self.weights.threshold if threshold is None else float(threshold)
 
     def score_features(self, features: np.ndarray) -> np.ndarray:
         """Live probabilities of a batch of feature vectors ([n, d] -> [n])."""
-        z = (np.atleast_2d(features) - self.mean) / self.scale @ self.coef + self.bias
-        return 1.0 / (1.0 + np.exp(-np.clip(z, -50.0, 50.0)))
+        return self.weights.probabilities(features)
 
     def check(self, image: np.ndarray, face: Face | None) -> Liveness:
         """Liveness of ``face`` in the RGB uint8 ``image`` (the whole image when ``face`` is None)."""
