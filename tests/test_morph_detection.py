@@ -16,7 +16,6 @@ from faceprint.morph_detection import (
 )
 
 PAIRS = 5
-kept: dict[str, list] = {}  # the morph images and source paths the fixture below made
 
 
 def _jpeg95(image: np.ndarray) -> np.ndarray:
@@ -38,7 +37,8 @@ def test_shipped_weights_load(detector):
 
 @pytest.fixture(scope="module")
 def devtest_morph_scores(data_dir, detector):
-    """(morph scores, source scores) for PAIRS seeded pairs of different DevTest people."""
+    """Morph scores, source scores, the morph images and the source paths of PAIRS seeded pairs of
+    different DevTest people."""
     from faceprint.detection import central_face
     from faceprint.evaluation.lfw import read_pairs
     from faceprint.image_io import load_image
@@ -51,7 +51,7 @@ def devtest_morph_scores(data_dir, detector):
     rng = np.random.default_rng(0)
     finder, landmarker = YuNetDetector(), load_landmarker()
     morph_scores, source_scores = [], []
-    kept.clear()
+    kept: dict[str, list] = {"morphs": [], "sources": []}
     for index in rng.choice(len(different), size=PAIRS, replace=False):
         pair = different[int(index)]
         images, points = [], []
@@ -61,7 +61,7 @@ def devtest_morph_scores(data_dir, detector):
             images.append(image)
             points.append(landmarker.landmarks(image, face.box))
             source_scores.append(detector.check(image, face).score)
-            kept.setdefault("sources", []).append(lfw / "images" / rel)
+            kept["sources"].append(lfw / "images" / rel)
         blended = _jpeg95(morph(images[0], points[0], images[1], points[1]))
         face = central_face(finder.detect(blended), blended.shape)
         assert face is not None
@@ -69,18 +69,18 @@ def devtest_morph_scores(data_dir, detector):
         assert isinstance(result, MorphCheck) and result.is_morph == (result.score >= result.threshold)
         assert set(result.to_dict()) == {"score", "is_morph", "threshold", "model"}
         morph_scores.append(result.score)
-        kept.setdefault("morphs", []).append(blended)
-    return np.array(morph_scores), np.array(source_scores)
+        kept["morphs"].append(blended)
+    return np.array(morph_scores), np.array(source_scores), kept
 
 
 def test_morphs_score_higher_than_their_sources(devtest_morph_scores):
-    morphs, sources = devtest_morph_scores
+    morphs, sources, _ = devtest_morph_scores
     assert morphs.mean() > sources.mean()
     assert np.median(morphs) > np.median(sources)
 
 
 def test_operating_point_flags_morphs_not_sources(devtest_morph_scores, detector):
-    morphs, sources = devtest_morph_scores
+    morphs, sources, _ = devtest_morph_scores
     assert (morphs >= detector.threshold).sum() >= PAIRS - 1, morphs
     assert (sources >= detector.threshold).sum() <= 1, sources
 
@@ -112,7 +112,7 @@ def test_enrolment_with_check_morph_refuses_a_flagged_morph(devtest_morph_scores
     from faceprint import Engine
     from faceprint.errors import MorphSuspectedError
 
-    morphs, sources = devtest_morph_scores
+    morphs, sources, kept = devtest_morph_scores
     engine = Engine("fast", check_morph=True)
     flagged = kept["morphs"][int(np.argmax(morphs))]
     gallery = tmp_path / "g.db"
