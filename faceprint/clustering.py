@@ -25,6 +25,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from .embedding import unit_rows
+
 log = logging.getLogger(__name__)
 
 __all__ = [
@@ -39,14 +41,6 @@ __all__ = [
     "leader",
     "medoid",
 ]
-
-
-def _unit(templates: np.ndarray) -> np.ndarray:
-    x = np.asarray(templates, dtype=np.float32)
-    if x.ndim != 2:
-        raise ValueError(f"templates must be a 2-D [n, d] array, got shape {x.shape}")
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.maximum(norms, 1e-12)
 
 
 def _renumber(labels: np.ndarray) -> np.ndarray:
@@ -74,7 +68,7 @@ def _neighbours(x: np.ndarray, threshold: float) -> list[np.ndarray]:
 
 def connected_components(templates: np.ndarray, threshold: float) -> np.ndarray:
     """Connected components of the graph linking every pair at or above ``threshold``."""
-    x = _unit(templates)
+    x = unit_rows(templates)
     n = x.shape[0]
     parent = np.arange(n)
 
@@ -99,7 +93,7 @@ def chinese_whispers(templates: np.ndarray, threshold: float, *, iterations: int
     the class with the largest summed edge weight among its neighbours. Stops after a pass with no
     change or ``iterations`` passes.
     """
-    x = _unit(templates)
+    x = unit_rows(templates)
     n = x.shape[0]
     sims = x @ x.T
     nbrs = _neighbours(x, threshold)
@@ -131,7 +125,7 @@ def average_linkage(templates: np.ndarray, threshold: float) -> np.ndarray:
     merge them if their average similarity reaches ``threshold``, else retire both (average linkage
     is reducible, so nothing can later come closer to either than they are to each other).
     """
-    x = _unit(templates)
+    x = unit_rows(templates)
     n = x.shape[0]
     sims = x @ x.T  # float32: n^2 * 4 bytes (100 MB at 5,000 faces)
     np.fill_diagonal(sims, -np.inf)
@@ -185,7 +179,7 @@ def dbscan(templates: np.ndarray, threshold: float, *, min_samples: int = 3) -> 
     A core face has at least ``min_samples`` faces (itself included) within ``eps``; core faces
     linked within ``eps`` form a cluster; a border face joins its most similar core neighbour's.
     """
-    x = _unit(templates)
+    x = unit_rows(templates)
     n = x.shape[0]
     nbrs = _neighbours(x, threshold)
     core = np.array([nb.size + 1 >= min_samples for nb in nbrs], dtype=bool)
@@ -212,7 +206,7 @@ def dbscan(templates: np.ndarray, threshold: float, *, min_samples: int = 3) -> 
 
 def leader(templates: np.ndarray, threshold: float) -> np.ndarray:
     """Online one-pass clustering: join the most similar cluster mean if it reaches ``threshold``."""
-    x = _unit(templates)
+    x = unit_rows(templates)
     sums = np.zeros_like(x)
     means = np.zeros_like(x)
     count = 0
@@ -259,7 +253,7 @@ def cluster(templates: np.ndarray, threshold: float, algorithm: str = DEFAULT_AL
 
 def medoid(templates: np.ndarray) -> int:
     """Index of the template with the highest mean similarity to the others (a cluster's face)."""
-    x = _unit(templates)
+    x = unit_rows(templates)
     if x.shape[0] <= 2:
         return 0
     return int(np.argmax((x @ x.T).sum(axis=1)))

@@ -37,6 +37,14 @@ def l2_normalize(vectors: np.ndarray) -> np.ndarray:
     return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
+def unit_rows(templates: np.ndarray) -> np.ndarray:
+    """A float32 ``[n, d]`` copy of ``templates`` with unit-length rows; ValueError if not 2-D."""
+    x = np.asarray(templates, dtype=np.float32)
+    if x.ndim != 2:
+        raise ValueError(f"expected a 2-D [n, d] array of templates, got shape {x.shape}")
+    return l2_normalize(x)
+
+
 class Recognizer:
     """Turns faces into unit-length templates tagged ``model_id``."""
 

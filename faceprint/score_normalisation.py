@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .embedding import unit_rows
 from .errors import FaceprintError, ModelMismatchError
 from .evaluation.metrics import threshold_at_fmr
 
@@ -44,14 +45,9 @@ class NormaliserError(FaceprintError):
     code = "normaliser_error"
 
 
-def _unit(vectors: np.ndarray) -> np.ndarray:
-    v = np.asarray(vectors, dtype=np.float32)
-    return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
-
-
 def spherical_kmeans(vectors: np.ndarray, k: int, *, seed: int = 0, iterations: int = 50) -> np.ndarray:
     """``k`` unit-length centroids of unit vectors (cosine k-means, k-means++ seeding)."""
-    x = _unit(vectors)
+    x = unit_rows(vectors)
     n = x.shape[0]
     if not 1 <= k <= n:
         raise NormaliserError(f"cannot make {k} clusters of {n} templates")
@@ -74,7 +70,7 @@ def spherical_kmeans(vectors: np.ndarray, k: int, *, seed: int = 0, iterations: 
             members = x[assign == j]
             if len(members):
                 c[j] = members.sum(axis=0)
-        c = _unit(c)
+        c = unit_rows(c)
     return c
 
 
@@ -90,7 +86,7 @@ class ScoreNormaliser:
 
     def clusters(self, vectors: np.ndarray) -> np.ndarray:
         """Index of the nearest centroid (cosine) of each template."""
-        return np.argmax(_unit(np.atleast_2d(vectors)) @ self.centroids.T, axis=1)
+        return np.argmax(unit_rows(np.atleast_2d(vectors)) @ self.centroids.T, axis=1)
 
     def offset(self, vectors: np.ndarray) -> np.ndarray:
         """Each template's cluster offset ``delta_c``."""
@@ -139,7 +135,7 @@ def fit_normaliser(
     Every pair of templates of different identities is an impostor pair. A cluster whose impostor
     pairs are too few to resolve ``fmr`` (fewer than ``1 / fmr``) keeps offset 0.
     """
-    x = _unit(vectors)
+    x = unit_rows(vectors)
     ids = np.asarray(identities)
     if len(ids) != len(x):
         raise NormaliserError(f"{len(x)} templates but {len(ids)} identities")

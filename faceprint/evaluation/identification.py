@@ -42,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..embedding import unit_rows
 from ..engine import Engine
 from ..image_io import IMAGE_SUFFIXES
 from .metrics import threshold_at_fmr
@@ -145,14 +146,6 @@ def split_protocol(names: Sequence[str]) -> IdentificationSplit:
 # --------------------------------------------------------------------------------------------
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    if x.ndim != 2:
-        raise ValueError(f"expected a 2-D array of templates, got shape {x.shape}")
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.maximum(norms, 1e-12)
-
-
 @dataclass
 class SearchResult:
     """Per-probe outcome of one exhaustive search.
@@ -177,8 +170,8 @@ def search(probes: np.ndarray, gallery: np.ndarray, mates: Sequence[int] | np.nd
             non-mated probes. ``mate_score``/``mate_rank`` are returned for the probes with a mate,
             in probe order.
     """
-    p = _unit(probes)
-    g = _unit(gallery)
+    p = unit_rows(probes)
+    g = unit_rows(gallery)
     if p.shape[1] != g.shape[1]:
         raise ValueError(f"probe and gallery dimensions differ: {p.shape[1]} vs {g.shape[1]}")
     if g.shape[0] == 0:
@@ -273,7 +266,7 @@ def det_curve(
 
 def synthetic_distractors(gallery: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
     """``n`` unit vectors ``normalise(mean + z)``, ``z ~ Normal(0, C)``, mean and ``C`` of ``gallery``."""
-    g = _unit(gallery).astype(np.float64)
+    g = unit_rows(gallery).astype(np.float64)
     d = g.shape[1]
     if n <= 0:
         return np.zeros((0, d), dtype=np.float32)
@@ -288,7 +281,7 @@ def synthetic_distractors(gallery: np.ndarray, n: int, seed: int = 0) -> np.ndar
     for start in range(0, n, 65536):
         stop = min(start + 65536, n)
         z = rng.standard_normal((stop - start, d)) @ factor.T
-        out[start:stop] = _unit(mean + z)
+        out[start:stop] = unit_rows(mean + z)
     return out
 
 
@@ -315,13 +308,13 @@ def real_distractor_templates(
     vectors = [v for v in (templates[n] for n in names) if np.linalg.norm(v) > 0]
     if not vectors:
         return np.zeros((0, 0), dtype=np.float32), how
-    return _unit(np.stack(vectors)), how
+    return unit_rows(np.stack(vectors)), how
 
 
 def distractor_pool(gallery: np.ndarray, n: int, real: np.ndarray | None = None, seed: int = 0
                     ) -> tuple[np.ndarray, int]:
     """``n`` distractors: the first ``n`` real ones, then synthetic; returns ``(templates, n_real)``."""
-    real = np.zeros((0, gallery.shape[1]), dtype=np.float32) if real is None or real.size == 0 else _unit(real)
+    real = np.zeros((0, gallery.shape[1]), dtype=np.float32) if real is None or real.size == 0 else unit_rows(real)
     if real.shape[1] != gallery.shape[1]:
         raise ValueError(f"distractor dimension {real.shape[1]} differs from gallery's {gallery.shape[1]}")
     n_real = min(n, real.shape[0])
@@ -405,12 +398,12 @@ def evaluate(
     distractor_counts: Sequence[int] = (0,), real_distractors: np.ndarray | None = None, seed: int = 0,
 ) -> tuple[list[SizeResult], dict[int, tuple[np.ndarray, np.ndarray]]]:
     """Metrics for each distractor count, and each count's DET curve ``(fpir, fnir)``."""
-    g = _unit(gallery)
+    g = unit_rows(gallery)
     counts = sorted({int(c) for c in distractor_counts})
     if counts and counts[0] < 0:
         raise ValueError("distractor counts must be >= 0")
     pool, n_real_pool = distractor_pool(g, counts[-1] if counts else 0, real_distractors, seed=seed)
-    probes = np.concatenate([_unit(mated), _unit(nonmated)])
+    probes = np.concatenate([unit_rows(mated), unit_rows(nonmated)])
     mates = np.r_[np.asarray(mated_people, dtype=np.int64), np.full(len(nonmated), -1, dtype=np.int64)]
     results, curves = [], {}
     for n in counts:
