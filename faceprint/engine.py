@@ -296,10 +296,10 @@ class Engine:
         finally:
             if store is not gallery:
                 store.close()
-        found = dict(zip((id(f) for f in searched), ranked, strict=True))
+        searched_ranks = iter(ranked)  # in the order of ``searched``: the faces that passed
         return [
-            Identification(face=face, candidates=found.get(id(face), []), threshold=self.threshold, fmr=self.fmr,
-                           liveness=check)
+            Identification(face=face, candidates=next(searched_ranks) if check is None or check.is_live else [],
+                           threshold=self.threshold, fmr=self.fmr, liveness=check)
             for face, check in zip(faces, checks, strict=True)
         ]
 

@@ -498,11 +498,26 @@ class Gallery:
         log.info("purged %d face(s) enrolled before %s", len(gone), cutoff)
         return len(gone)
 
+    @staticmethod
+    def _has_images_table(conn: sqlite3.Connection) -> bool:
+        return conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'face_images'").fetchone() is not None
+
+    def faces_with_image(self, person: str) -> set[int]:
+        """Ids of ``person``'s faces that have a stored image (nothing is read or decrypted)."""
+        with self._lock:
+            pid = self.get_person(person).id
+            conn = self._db()
+            if not self._has_images_table(conn):
+                return set()
+            rows = conn.execute("SELECT fi.face_id FROM face_images fi JOIN faces f ON f.id = fi.face_id "
+                                "WHERE f.person_id = ?", (pid,)).fetchall()
+        return {int(r[0]) for r in rows}
+
     def face_image(self, face_id: int) -> bytes | None:
         """The image bytes stored with face ``face_id`` (decrypted), or ``None`` when none was stored."""
         with self._lock:
             conn = self._db()
-            if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'face_images'").fetchone():
+            if not self._has_images_table(conn):
                 return None
             row = conn.execute("SELECT image FROM face_images WHERE face_id = ?", (int(face_id),)).fetchone()
         if row is None:
@@ -527,7 +542,7 @@ class Gallery:
                     plain = blob if old is None else old.decrypt(blob, aad)
                     conn.execute("UPDATE faces SET template = ? WHERE id = ?",
                                  (plain if new is None else new.encrypt(plain, aad), fid))
-                if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'face_images'").fetchone():
+                if self._has_images_table(conn):
                     for fid, blob in conn.execute("SELECT face_id, image FROM face_images").fetchall():
                         aad = self._image_aad(fid)
                         plain = blob if old is None else old.decrypt(blob, aad)

@@ -235,6 +235,8 @@ def test_kept_images_are_stored_and_erased(service, files):
     assert client.post("/v1/collections", json={"name": "kept", "keep_images": True}, headers=h).status_code == 201
     r = client.post("/v1/collections/kept/persons/obama/faces", files=upload("images", *files["obama"]), headers=h)
     face_ids = r.json()["faces_added"]
+    listed = client.get("/v1/collections/kept/persons/obama", headers=h).json()["faces"]
+    assert [f["has_image"] for f in listed] == [True, True]
     image = client.get(f"/v1/collections/kept/faces/{face_ids[0]}/image", headers=h)
     assert image.status_code == 200 and image.content == files["obama"][0].read_bytes()
     client.delete(f"/v1/collections/kept/faces/{face_ids[1]}", headers=h)

@@ -377,8 +377,9 @@ def create_app(settings: ServiceSettings) -> FastAPI:
 
     def stored_faces(collection: str, person: str) -> list[schemas.StoredFace]:
         gallery = service.collections.gallery(collection)
+        with_image = gallery.faces_with_image(person)
         return [schemas.StoredFace(id=f.id, source=f.source, box=f.box, quality=f.quality, created_at=f.created_at,
-                                   has_image=gallery.face_image(f.id) is not None) for f in gallery.faces(person)]
+                                   has_image=f.id in with_image) for f in gallery.faces(person)]
 
     @app.post("/v1/collections/{collection}/persons/{person}/faces", response_model=schemas.EnrolOut,
               status_code=201, tags=["persons"],
