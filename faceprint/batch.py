@@ -126,14 +126,10 @@ def _init_worker(profile, model_config: str | None, min_quality: float | None) -
 
         cv2.setNumThreads(1)
         from .engine import Engine
+        from .profiles import register_model_config
         from .quality import QualityGate
 
-        if model_config:
-            from .models.onnx_embedder import read_specs
-            from .profiles import register_onnx
-
-            for spec in read_specs(model_config):
-                register_onnx(spec)
+        register_model_config(model_config)
         gate = QualityGate(min_quality=min_quality) if min_quality is not None else None
         engine = Engine(profile, gate=gate)
         engine.finder, engine.recognizer  # load the models now, once

@@ -115,11 +115,9 @@ def cmd_enroll(args: argparse.Namespace) -> int:
 def _enroll_tree(args: argparse.Namespace) -> int:
     """``enroll --tree``: multi-process, resumable batch enrolment (see :mod:`faceprint.batch`)."""
     from .batch import SKIP_REASONS, enrol_tree
-    from .models.onnx_embedder import read_specs
-    from .profiles import register_onnx
+    from .profiles import register_model_config
 
-    for spec in read_specs(args.model_config) if args.model_config else []:
-        register_onnx(spec)
+    register_model_config(args.model_config)
     if args.workers is not None and args.workers < 1:
         raise FaceprintError(f"--workers must be at least 1, got {args.workers}")
     progress = not args.json and (args.progress or sys.stderr.isatty())

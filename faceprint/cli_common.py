@@ -31,11 +31,9 @@ def emit(args: argparse.Namespace, payload: object, text: str) -> None:
 def engine_from_args(args: argparse.Namespace):
     """The :class:`~faceprint.engine.Engine` the shared options describe."""
     from .engine import Engine
-    from .models.onnx_embedder import read_specs
-    from .profiles import register_onnx
+    from .profiles import register_model_config
 
-    for spec in read_specs(args.model_config) if args.model_config else []:
-        register_onnx(spec)
+    register_model_config(args.model_config)
     privacy = {}
     if hasattr(args, "key_file"):  # commands with the gallery privacy options (see cli_privacy)
         from .cli_privacy import gallery_privacy_from_args

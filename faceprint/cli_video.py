@@ -24,14 +24,12 @@ def _profile_for(args: argparse.Namespace) -> str:
     defaults to the still-image default, which is not told apart from an explicit choice of it.)
     """
     from .gallery import open_gallery
-    from .models.onnx_embedder import read_specs
-    from .profiles import DEFAULT_PROFILE, get, names, register_onnx
+    from .profiles import DEFAULT_PROFILE, get, names, register_model_config
     from .video_recognition import VIDEO_PROFILE
 
     if args.model and args.model != DEFAULT_PROFILE:
         return args.model
-    for spec in read_specs(args.model_config) if args.model_config else []:
-        register_onnx(spec)
+    register_model_config(args.model_config)
     with open_gallery(args.gallery) as gallery:
         model_id = gallery.model
     if model_id == get(VIDEO_PROFILE).model_id:

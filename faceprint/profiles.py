@@ -13,13 +13,14 @@ import functools
 import hashlib
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from importlib import resources
 
 from .embedding import FusionPart
 from .errors import FaceprintError, UnknownModelError
 from .models import registry
-from .models.onnx_embedder import OnnxEmbedder, OnnxEmbedderSpec, card_for
+from .models.onnx_embedder import OnnxEmbedder, OnnxEmbedderSpec, card_for, read_specs
 
 DEFAULT_FMR = 1e-3
 
@@ -155,3 +156,9 @@ def register_onnx(spec: OnnxEmbedderSpec, flip: bool = True) -> Profile:
     )
     _USER[spec.name] = profile
     return profile
+
+
+def register_model_config(path: str | os.PathLike | None) -> None:
+    """Register every user ONNX embedder of the JSON spec file at ``path`` (``--model-config``); None: nothing."""
+    for spec in read_specs(path) if path else []:
+        register_onnx(spec)
