@@ -52,6 +52,7 @@ class ServerProcess:
         self.port = port or free_port()
         self.extra = extra
         self.proc: subprocess.Popen | None = None
+        self.log_file = None  # the child's stdout/stderr, open while it runs
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}-server.log"
 
     @property
@@ -85,6 +86,12 @@ class ServerProcess:
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait()
+        self._close_log()
+
+    def _close_log(self) -> None:
+        if self.log_file is not None:
+            self.log_file.close()
+            self.log_file = None
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -93,8 +100,7 @@ class ServerProcess:
                 self.proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 self.kill()
-        if getattr(self, "log_file", None):
-            self.log_file.close()
+        self._close_log()
 
     def __enter__(self) -> Self:
         return self.start()
