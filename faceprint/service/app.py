@@ -37,7 +37,7 @@ from . import schemas
 from .collections import Collections
 from .inference import InferencePool
 from .keys import ALL, ApiKey, KeyStore
-from .limits import BodyLimit, UploadTooLargeError, status_for
+from .limits import BodyLimit, status_for
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -535,4 +535,4 @@ def _person_dict(record) -> dict:
             "created_at": record.created_at, "updated_at": record.updated_at}
 
 
-__all__ = ["ServiceSettings", "UploadTooLargeError", "create_app"]
+__all__ = ["ServiceSettings", "create_app"]
