@@ -4,9 +4,31 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import cv2
 import numpy as np
+
+_LOG_LOCK = threading.Lock()
+
+
+@contextmanager
+def quiet_opencv_load() -> Iterator[None]:
+    """Load an OpenCV model with OpenCV's own log level at most ERROR, then restore the caller's level.
+
+    OpenCV 5 logs ``setPreferableTarget Targets are not supported by the new graph engine`` (a
+    WARNING written by C++ straight to file descriptor 2) whenever a detector such as
+    ``cv2.FaceDetectorYN`` sets its target on load; faceprint always runs on the default CPU
+    target, so the line says nothing to a user. A level the caller set quieter is kept.
+    """
+    with _LOG_LOCK:
+        previous = cv2.utils.logging.getLogLevel()
+        cv2.utils.logging.setLogLevel(min(previous, cv2.utils.logging.LOG_LEVEL_ERROR))
+        try:
+            yield
+        finally:
+            cv2.utils.logging.setLogLevel(previous)
 
 
 class DnnModel:
@@ -16,7 +38,8 @@ class DnnModel:
     """
 
     def __init__(self, path: str | os.PathLike, *, tensorflow: bool = False, batch: bool = True) -> None:
-        self.net = cv2.dnn.readNetFromTensorflow(str(path)) if tensorflow else cv2.dnn.readNet(str(path))
+        with quiet_opencv_load():
+            self.net = cv2.dnn.readNetFromTensorflow(str(path)) if tensorflow else cv2.dnn.readNet(str(path))
         self.batch = batch
         self._lock = threading.Lock()
 

