@@ -54,6 +54,12 @@ class Face:
     quality_reasons: tuple[str, ...] = ()
     image: np.ndarray | None = field(default=None, repr=False, compare=False)
 
+    def __repr__(self) -> str:
+        """One short line: box rounded to 0.1 px, detector score, quality and its issues (no landmarks)."""
+        x, y, w, h = self.box.as_list()
+        issues = f", issues={','.join(self.quality_reasons)}" if self.quality_reasons else ""
+        return f"Face(box=[{x:g}, {y:g}, {w:g}, {h:g}], score={self.score:.3f}, quality={self.quality:.2f}{issues})"
+
     def to_dict(self) -> dict:
         """A JSON-ready description (the image is left out)."""
         return {
@@ -83,6 +89,13 @@ class Template:
     def dim(self) -> int:
         """Number of dimensions."""
         return int(self.vector.shape[0])
+
+    def __repr__(self) -> str:
+        """One short line: model id, dimension, L2 norm and the first three values (about 100 characters)."""
+        head = ", ".join(f"{v:.4f}" for v in self.vector[:3])
+        more = ", ..." if self.dim > 3 else ""
+        norm = float(np.linalg.norm(self.vector))
+        return f"Template(model={self.model!r}, dim={self.dim}, norm={norm:.3f}, vector=[{head}{more}])"
 
 
 @dataclass(frozen=True)
