@@ -83,3 +83,23 @@ class MorphSuspectedError(FaceprintError):
     """An enrolment photo that the morph detector flags as a blend of two faces."""
 
     code = "morph_suspected"
+
+
+class InvalidNameError(FaceprintError):
+    """A person name that is empty, too long, or holds control or invisible characters (see faceprint.names)."""
+
+    code = "invalid_name"
+
+
+class DuplicateIdentityError(FaceprintError):
+    """An enrolment face that already matches another enrolled person at or above the threshold.
+
+    ``person`` is the name being enrolled, ``other`` the person it matches and ``score`` their
+    cosine similarity; enrol anyway with ``allow_duplicate`` (``--allow-duplicate``).
+    """
+
+    code = "duplicate_identity"
+
+    def __init__(self, message: str, *, person: str = "", other: str = "", score: float = float("nan")) -> None:
+        super().__init__(message)
+        self.person, self.other, self.score = person, other, score
