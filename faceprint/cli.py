@@ -15,7 +15,7 @@ from pathlib import Path
 
 from . import __version__
 from .audit import audit_cli
-from .cli_common import GALLERY_HELP, emit, engine_from_args, table
+from .cli_common import GALLERY_HELP, emit, engine_from_args, fields_block, table
 from .cli_privacy import add_gallery_privacy_options, gallery_privacy_from_args
 from .errors import FaceprintError
 from .image_io import IMAGE_SUFFIXES
@@ -198,11 +198,14 @@ def cmd_models(args: argparse.Namespace) -> int:
 
     cards = registry.cards()
     profiles = [get(n) for n in names()]
-    rows = [(c.name, c.kind, c.source, c.licence, c.published_accuracy) for c in cards]
-    text = table(rows, ["model", "kind", "source", "licence", "published accuracy"])
-    prows = [(p.name, p.model_id, "+".join(f"{x.model}({x.weight:.2f})" for x in p.parts),
-              "yes" if p.flip else "no", f"{p.thresholds.get(1e-3, float('nan')):.4f}") for p in profiles]
-    text += "\n\n" + table(prows, ["profile", "template id", "embedders (weight)", "flip", "thr@FMR1e-3"])
+    blocks = [fields_block(f"{c.name} ({c.kind})", [("source", c.source), ("licence", c.licence),
+                                                    ("accuracy", c.published_accuracy)]) for c in cards]
+    text = "models\n\n" + "\n".join(blocks)
+    fmrs = (1e-2, 1e-3, 1e-4)
+    prows = [(p.name, p.model_id, "+".join(f"{x.model}({x.weight:.2f})" for x in p.parts), "yes" if p.flip else "no",
+              *(f"{p.thresholds[f]:.4f}" if f in p.thresholds else "-" for f in fmrs)) for p in profiles]
+    text += "\n\nprofiles: cosine similarity threshold at each false-match rate (FMR)\n\n" + table(
+        prows, ["profile", "template id", "embedders (weight)", "flip", *(f"FMR {f:.0e}".replace("e-0", "e-") for f in fmrs)])
     emit(args, {"models": [c.to_dict() for c in cards], "profiles": [p.to_dict() for p in profiles]}, text)
     return 0
 
