@@ -44,11 +44,17 @@ from faceprint.crypto import (
     WrongGalleryKeyError,
 )
 from faceprint.errors import GalleryError, ModelMismatchError, PersonNotFoundError
+from faceprint.names import normalise_name, repair_name
 from faceprint.types import Candidate, Template
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+#: Version 2 added ``faces.sha256`` (one face per image per person) and canonical person names
+#: (:func:`faceprint.names.normalise_name`); a version-1 gallery is upgraded when it is opened.
+SCHEMA_VERSION = 2
+
+_DIGEST_INDEX = ("CREATE UNIQUE INDEX IF NOT EXISTS faces_person_sha256 ON faces(person_id, sha256) "
+                 "WHERE sha256 IS NOT NULL")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -58,9 +64,9 @@ CREATE TABLE IF NOT EXISTS persons (
 CREATE TABLE IF NOT EXISTS faces (
     id INTEGER PRIMARY KEY,
     person_id INTEGER NOT NULL REFERENCES persons(id) ON DELETE CASCADE,
-    template BLOB NOT NULL, source TEXT, box TEXT, quality REAL, created_at TEXT);
+    template BLOB NOT NULL, source TEXT, box TEXT, quality REAL, created_at TEXT, sha256 TEXT);
 CREATE INDEX IF NOT EXISTS faces_person_id ON faces(person_id);
-"""
+""" + _DIGEST_INDEX
 
 _IMAGES_SCHEMA = """CREATE TABLE IF NOT EXISTS face_images (
     face_id INTEGER PRIMARY KEY REFERENCES faces(id) ON DELETE CASCADE, image BLOB NOT NULL)"""
@@ -89,7 +95,11 @@ class PersonRecord:
 
 @dataclass(frozen=True)
 class FaceRecord:
-    """One stored face template's bookkeeping (the vector itself is in :meth:`Gallery.matrix`)."""
+    """One stored face template's bookkeeping (the vector itself is in :meth:`Gallery.matrix`).
+
+    ``sha256`` is the digest of the image the face was enrolled from (see :class:`EnrolmentItem`),
+    or ``None`` when none was given.
+    """
 
     id: int
     person_id: int
@@ -97,6 +107,7 @@ class FaceRecord:
     box: list[float] | None
     quality: float | None
     created_at: str
+    sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -106,6 +117,11 @@ class EnrolmentItem:
     ``image`` (encoded image bytes, e.g. the face crop as JPEG) is stored only when given, in the
     ``face_images`` table (encrypted like the template when the gallery has a key) and deleted
     with the face.
+
+    ``sha256`` (64 lower-case hex digits, e.g. :func:`faceprint.engine.image_digest` of the decoded
+    image) identifies the image content: a person holds at most one face per digest, so an item
+    whose digest is already stored for that person (or repeats an earlier item of the same call)
+    is skipped, not stored twice.
     """
 
     template: Template
@@ -113,11 +129,60 @@ class EnrolmentItem:
     box: list[float] | None = None
     quality: float | None = None
     image: bytes | None = None
+    sha256: str | None = None
+
+
+def checked_digest(item: EnrolmentItem) -> str | None:
+    """The item's ``sha256``, checked to be 64 lower-case hex digits (GalleryError otherwise), or None."""
+    digest = item.sha256
+    if digest is None:
+        return None
+    if not (isinstance(digest, str) and len(digest) == 64 and all(c in "0123456789abcdef" for c in digest)):
+        raise GalleryError(f"image digest {digest!r} is not a SHA-256 in lower-case hex")
+    return digest
+
+
+def unique_items(items: Sequence[EnrolmentItem], stored: set[str]) -> list[EnrolmentItem]:
+    """``items`` without those whose digest is in ``stored`` or repeats an earlier item's."""
+    seen = set(stored)
+    out = []
+    for item in items:
+        digest = checked_digest(item)
+        if digest is not None and digest in seen:
+            log.info("%s: the same image is already enrolled for this person; not stored again",
+                     item.source or "an enrolment image")
+            continue
+        if digest is not None:
+            seen.add(digest)
+        out.append(item)
+    return out
+
+
+def merged_people(rows: Sequence[tuple]) -> dict[str, list[tuple]]:
+    """Stored people grouped by canonical name, for the migration to canonical names.
+
+    ``rows`` are ``(id, name, ...)`` in id order; a name with nothing printable left becomes
+    ``"unnamed person <id>"``. Each group's rows stay in id order (the first is kept).
+    """
+    groups: dict[str, list[tuple]] = {}
+    unnamed = []
+    for row in rows:
+        name = repair_name(row[1])
+        if name:
+            groups.setdefault(name, []).append(row)
+        else:
+            unnamed.append(row)
+    for row in unnamed:
+        name = f"unnamed person {row[0]}"
+        while name in groups:
+            name += "'"
+        groups[name] = [row]
+        log.warning("stored person name %r has no printable character; renamed %r", row[1], name)
+    return groups
 
 
 def _person(row) -> PersonRecord:
     return PersonRecord(row[0], row[1], json.loads(row[2]), int(row[5]), row[3], row[4])
-
 
 
 def checked_vector(template: Template, model: str, dim: int) -> np.ndarray:
@@ -207,6 +272,7 @@ class Gallery:
             conn.execute("PRAGMA synchronous=FULL")
             self._model, self._dim = self._load_or_create(model, dim)
             self._check_privacy(key, transform)
+            self._upgrade()
         except sqlite3.DatabaseError as exc:
             self.close()
             raise GalleryError(f"{self.path} is not a faceprint gallery (not a SQLite database: {exc})") from exc
@@ -235,8 +301,10 @@ class Gallery:
         if "meta" not in tables:
             raise GalleryError(f"{self.path} is not a faceprint gallery (no meta table)")
         meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
-        if meta.get("schema_version") != str(SCHEMA_VERSION) or "model" not in meta or "dim" not in meta:
-            raise GalleryError(f"{self.path}: unsupported or corrupt gallery meta {meta!r}")
+        known = {str(v) for v in range(1, SCHEMA_VERSION + 1)}
+        if meta.get("schema_version") not in known or "model" not in meta or "dim" not in meta:
+            raise GalleryError(f"{self.path}: unsupported or corrupt gallery meta {meta!r} "
+                               f"(this faceprint knows schema versions 1 to {SCHEMA_VERSION})")
         stored_model, stored_dim = meta["model"], int(meta["dim"])
         if model is not None and model != stored_model:
             raise ModelMismatchError(
@@ -284,6 +352,64 @@ class Gallery:
         self._gallery_id = conn.execute("SELECT value FROM meta WHERE key = 'gallery_id'").fetchone()[0]
         if key is not None:
             self._cipher = BlobCipher(key)
+
+    def _upgrade(self) -> None:
+        """Bring a gallery of an older schema version to :data:`SCHEMA_VERSION`, in one transaction.
+
+        Version 1 -> 2: adds ``faces.sha256`` and its index, and brings every stored name to the
+        canonical form (:func:`faceprint.names.repair_name`). People whose names become equal are
+        merged into the oldest of them (their faces moved, and re-encrypted under the new person
+        id in an encrypted gallery; metadata merged, later people's keys winning), with a warning.
+        """
+        conn = self._conn
+        if conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == str(SCHEMA_VERSION):
+            return
+        try:
+            with self._transaction():
+                if conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "1":
+                    if "sha256" not in {r[1] for r in conn.execute("PRAGMA table_info(faces)")}:
+                        conn.execute("ALTER TABLE faces ADD COLUMN sha256 TEXT")
+                    conn.execute(_DIGEST_INDEX)
+                    self._canonical_names(conn)
+                    conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
+                    log.info("gallery %s: upgraded to schema version %d", self.path, SCHEMA_VERSION)
+        except sqlite3.OperationalError as exc:
+            raise GalleryError(f"gallery {self.path} is of schema version 1 and could not be upgraded ({exc}); "
+                               f"open it once with write access") from exc
+
+    def _canonical_names(self, conn: sqlite3.Connection) -> None:
+        """Rename every person to the canonical form of their name; merge people whose names collide."""
+        rows = conn.execute("SELECT id, name, metadata, created_at, updated_at FROM persons ORDER BY id").fetchall()
+        for name, group in merged_people(rows).items():
+            keep, others = group[0], group[1:]
+            if others:
+                metadata: dict = {}
+                for row in group:
+                    metadata.update(json.loads(row[2]))
+                for row in others:
+                    self._move_faces(conn, row[0], keep[0])
+                    conn.execute("DELETE FROM persons WHERE id = ?", (row[0],))
+                created = min((r[3] for r in group if r[3]), default=keep[3])
+                updated = max((r[4] for r in group if r[4]), default=keep[4])
+                conn.execute("UPDATE persons SET metadata = ?, created_at = ?, updated_at = ? WHERE id = ?",
+                             (json.dumps(metadata), created, updated, keep[0]))
+                faces = conn.execute("SELECT COUNT(*) FROM faces WHERE person_id = ?", (keep[0],)).fetchone()[0]
+                log.warning("gallery %s: the stored names %s are the same name after Unicode normalisation; "
+                            "merged them into one person %r with %d face(s)", self.path,
+                            ", ".join(repr(r[1]) for r in group), name, faces)
+            if keep[1] != name:
+                conn.execute("UPDATE persons SET name = ? WHERE id = ?", (name, keep[0]))
+                log.info("gallery %s: person %r renamed %r (canonical form)", self.path, keep[1], name)
+
+    def _move_faces(self, conn: sqlite3.Connection, from_person: int, to_person: int) -> None:
+        """Give every face of person ``from_person`` to ``to_person`` (re-encrypting their templates)."""
+        if self._cipher is None:
+            conn.execute("UPDATE faces SET person_id = ? WHERE person_id = ?", (to_person, from_person))
+            return
+        for fid, blob in conn.execute("SELECT id, template FROM faces WHERE person_id = ?", (from_person,)).fetchall():
+            plain = self._cipher.decrypt(blob, self._face_aad(fid, from_person))
+            conn.execute("UPDATE faces SET person_id = ?, template = ? WHERE id = ?",
+                         (to_person, self._cipher.encrypt(plain, self._face_aad(fid, to_person)), fid))
 
     @property
     def encrypted(self) -> bool:
@@ -333,8 +459,7 @@ class Gallery:
         return checked_vector(template, self._model, self._dim)
 
     def _ensure_person(self, conn: sqlite3.Connection, name: str, metadata: dict | None, now: str) -> int:
-        if not isinstance(name, str) or not name.strip():
-            raise GalleryError("person name must be a non-empty string")
+        """The id of person ``name`` (already canonical), created when new; ``metadata`` merged in."""
         row = conn.execute("SELECT id, metadata FROM persons WHERE name = ?", (name,)).fetchone()
         try:
             if row is None:
@@ -371,17 +496,18 @@ class Gallery:
             raise GalleryError("face quality must be finite")
         if item.image is not None and not isinstance(item.image, (bytes, bytearray)):
             raise GalleryError("a face image must be given as encoded bytes")
+        digest = checked_digest(item)
         if self._cipher is None:
             cur = conn.execute(
-                "INSERT INTO faces(person_id, template, source, box, quality, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (person_id, vec.tobytes(), item.source, box, quality, now))
+                "INSERT INTO faces(person_id, template, source, box, quality, created_at, sha256) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)", (person_id, vec.tobytes(), item.source, box, quality, now, digest))
             fid = int(cur.lastrowid)
         else:  # the id goes into the associated data, so pick it first (we hold the write lock)
             fid = int(conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM faces").fetchone()[0])
             blob = self._cipher.encrypt(vec.tobytes(), self._face_aad(fid, person_id))
             conn.execute(
-                "INSERT INTO faces(id, person_id, template, source, box, quality, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)", (fid, person_id, blob, item.source, box, quality, now))
+                "INSERT INTO faces(id, person_id, template, source, box, quality, created_at, sha256) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (fid, person_id, blob, item.source, box, quality, now, digest))
         if item.image is not None:
             image = bytes(item.image)
             if self._cipher is not None:
@@ -392,11 +518,15 @@ class Gallery:
 
     def _enroll_one(self, conn, person: str, items: Sequence[EnrolmentItem], metadata: dict | None,
                     added: list | None = None) -> int:
+        """Write ``items`` for ``person``, skipping images already stored for them; returns the person id."""
+        person = normalise_name(person)
         if not items:
             raise GalleryError(f"nothing to enrol for {person!r}")
         now = _now()
         pid = self._ensure_person(conn, person, metadata, now)
-        for item in items:
+        stored = {r[0] for r in conn.execute("SELECT sha256 FROM faces WHERE person_id = ? AND sha256 IS NOT NULL",
+                                             (pid,))}
+        for item in unique_items(items, stored):
             fid, vec = self._insert_face(conn, pid, item, now)
             if added is not None:
                 added.append((fid, np.asarray(vec, dtype=np.float32)))
@@ -413,7 +543,10 @@ class Gallery:
     def enroll(self, person: str, items: Sequence[EnrolmentItem], metadata: dict | None = None) -> PersonRecord:
         """Add ``items`` to ``person`` (created if new; ``metadata`` is merged into theirs).
 
-        All in one transaction: on any error nothing is written and the error is re-raised.
+        ``person`` is brought to its canonical form (:func:`faceprint.names.normalise_name`;
+        :class:`~faceprint.errors.InvalidNameError` when it cannot be). Items whose image digest
+        is already stored for the person are skipped (see :class:`EnrolmentItem`). All in one
+        transaction: on any error nothing is written and the error is re-raised.
         """
         added: list = []
         with self._transaction() as conn:
@@ -422,11 +555,11 @@ class Gallery:
             record = _person(conn.execute(_PERSON_SQL + " WHERE p.id = ?", (pid,)).fetchone())
             after = self._db_stamp(conn) if before is not None else None
         self._index_update(before, after, added=added)
-        log.info("enrolled %d face(s) for %r", len(items), person)
+        log.info("enrolled %d face(s) for %r", len(added), record.name)
         return record
 
     def enroll_many(self, batch: Sequence[tuple[str, Sequence[EnrolmentItem]]]) -> list[PersonRecord]:
-        """Enrol several ``(person, items)`` pairs in one transaction: all or nothing."""
+        """Enrol several ``(person, items)`` pairs in one transaction: all or nothing (as :meth:`enroll`)."""
         added: list = []
         with self._transaction() as conn:
             before = self._index_stamp_before(conn)
@@ -441,9 +574,11 @@ class Gallery:
     def delete_person(self, person: str) -> int:
         """Delete ``person`` and all their faces; return how many faces were removed.
 
+        ``person`` is looked up by its canonical name (:func:`faceprint.names.normalise_name`).
         Raises :class:`PersonNotFoundError` when absent. The deleted templates are overwritten in
         the file and the WAL is checkpointed and truncated so their bytes do not linger there.
         """
+        person = normalise_name(person)
         with self._lock:
             with self._transaction() as conn:
                 row = conn.execute("SELECT id FROM persons WHERE name = ?", (person,)).fetchone()
@@ -571,7 +706,9 @@ class Gallery:
             return [_person(r) for r in self._db().execute(_PERSON_SQL + " ORDER BY p.name")]
 
     def get_person(self, name: str) -> PersonRecord:
-        """The person called ``name``; :class:`PersonNotFoundError` when absent."""
+        """The person called ``name`` (in any form with the same canonical name); :class:`PersonNotFoundError`
+        when absent, :class:`~faceprint.errors.InvalidNameError` for a name that cannot be a person's."""
+        name = normalise_name(name)
         with self._lock:
             row = self._db().execute(_PERSON_SQL + " WHERE p.name = ?", (name,)).fetchone()
         if row is None:
@@ -583,9 +720,9 @@ class Gallery:
         with self._lock:
             pid = self.get_person(person).id
             rows = self._db().execute(
-                "SELECT id, person_id, source, box, quality, created_at FROM faces "
+                "SELECT id, person_id, source, box, quality, created_at, sha256 FROM faces "
                 "WHERE person_id = ? ORDER BY id", (pid,)).fetchall()
-        return [FaceRecord(r[0], r[1], r[2], None if r[3] is None else json.loads(r[3]), r[4], r[5])
+        return [FaceRecord(r[0], r[1], r[2], None if r[3] is None else json.loads(r[3]), r[4], r[5], r[6])
                 for r in rows]
 
     def __len__(self) -> int:

@@ -33,7 +33,18 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import numpy as np
 
 from faceprint.errors import FaceprintError, GalleryError, ModelMismatchError, PersonNotFoundError
-from faceprint.gallery import EnrolmentItem, FaceRecord, PersonRecord, _now, checked_probes, checked_vector
+from faceprint.gallery import (
+    EnrolmentItem,
+    FaceRecord,
+    PersonRecord,
+    _now,
+    checked_digest,
+    checked_probes,
+    checked_vector,
+    merged_people,
+    unique_items,
+)
+from faceprint.names import normalise_name
 from faceprint.types import Candidate, Template
 
 try:
@@ -45,7 +56,7 @@ except ImportError as exc:  # pragma: no cover - depends on the install
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DEFAULT_GALLERY = "faceprint"
 EXACT_SEARCH_BELOW = 10_000  # faces; below this, search scans every template exactly
 _MIGRATION_LOCK = 0x66_61_63_65_70_72  # "facepr": one advisory lock key for every gallery's migrations
@@ -53,6 +64,7 @@ _NAME_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 # version -> SQL applied to go from version-1 to version. Placeholders: {s} the schema (quoted
 # identifier), {dim} the template dimension. Append new versions; never edit a released one.
+# Version 2 also brings stored person names to their canonical form (see _canonical_names).
 MIGRATIONS: list[tuple[int, str]] = [
     (1, """
 CREATE TABLE {s}.persons (
@@ -67,6 +79,10 @@ CREATE TABLE {s}.faces (
     source text, box jsonb, quality double precision, created_at text);
 CREATE INDEX faces_person_id ON {s}.faces (person_id);
 CREATE INDEX faces_embedding_hnsw ON {s}.faces USING hnsw (embedding vector_ip_ops);
+"""),
+    (2, """
+ALTER TABLE {s}.faces ADD COLUMN sha256 text;
+CREATE UNIQUE INDEX faces_person_sha256 ON {s}.faces (person_id, sha256) WHERE sha256 IS NOT NULL;
 """),
 ]
 
@@ -198,12 +214,44 @@ class PostgresGallery:
                 for statement in text.split(";"):
                     if statement.strip():
                         conn.execute(self._q(statement))
+                if version == 2:
+                    self._canonical_names(conn)
                 current = version
                 log.info("gallery %s: migrated to schema version %d", self.path, version)
             conn.execute(self._q("UPDATE {s}.faceprint_meta SET value = %s WHERE key = 'schema_version'"),
                          (str(current),))
             meta["schema_version"] = str(current)
         return meta
+
+    def _canonical_names(self, conn) -> None:
+        """Rename every person to the canonical form of their name; merge people whose names collide.
+
+        As :meth:`faceprint.gallery.Gallery._upgrade`: the oldest person of a colliding group is
+        kept and gets the others' faces and metadata (later people's keys winning), with a warning.
+        """
+        rows = conn.execute(self._q("SELECT id, name, metadata, created_at, updated_at FROM {s}.persons "
+                                    "ORDER BY id")).fetchall()
+        for name, group in merged_people(rows).items():
+            keep, others = group[0], group[1:]
+            if others:
+                metadata: dict = {}
+                for row in group:
+                    metadata.update(row[2] if isinstance(row[2], dict) else json.loads(row[2]))
+                ids = [row[0] for row in others]
+                conn.execute(self._q("UPDATE {s}.faces SET person_id = %s WHERE person_id = ANY(%s)"), (keep[0], ids))
+                conn.execute(self._q("DELETE FROM {s}.persons WHERE id = ANY(%s)"), (ids,))
+                created = min((r[3] for r in group if r[3]), default=keep[3])
+                updated = max((r[4] for r in group if r[4]), default=keep[4])
+                conn.execute(self._q("UPDATE {s}.persons SET metadata = %s::jsonb, created_at = %s, updated_at = %s "
+                                     "WHERE id = %s"), (json.dumps(metadata), created, updated, keep[0]))
+                faces = conn.execute(self._q("SELECT COUNT(*) FROM {s}.faces WHERE person_id = %s"),
+                                     (keep[0],)).fetchone()[0]
+                log.warning("gallery %s: the stored names %s are the same name after Unicode normalisation; "
+                            "merged them into one person %r with %d face(s)", self.path,
+                            ", ".join(repr(r[1]) for r in group), name, faces)
+            if keep[1] != name:
+                conn.execute(self._q("UPDATE {s}.persons SET name = %s WHERE id = %s"), (name, keep[0]))
+                log.info("gallery %s: person %r renamed %r (canonical form)", self.path, keep[1], name)
 
     @property
     def model(self) -> str:
@@ -244,8 +292,7 @@ class PostgresGallery:
         return _person(conn.execute(self._q(self._PERSON_SQL + " WHERE p.id = %s"), (pid,)).fetchone())
 
     def _ensure_person(self, conn, name: str, metadata: dict | None, now: str) -> int:
-        if not isinstance(name, str) or not name.strip():
-            raise GalleryError("person name must be a non-empty string")
+        """The id of person ``name`` (already canonical), created when new; ``metadata`` merged in."""
         try:
             meta = json.dumps(dict(metadata or {}), allow_nan=False)
         except (TypeError, ValueError) as exc:
@@ -257,32 +304,45 @@ class PostgresGallery:
         return int(row[0])
 
     def _enroll_one(self, conn, person: str, items: Sequence[EnrolmentItem], metadata: dict | None) -> int:
+        """Write ``items`` for ``person``, skipping images already stored for them; returns the person id."""
+        person = normalise_name(person)
         if not items:
             raise GalleryError(f"nothing to enrol for {person!r}")
-        rows = []
         for item in items:  # validate everything before writing anything
+            checked_digest(item)
+        now = _now()
+        pid = self._ensure_person(conn, person, metadata, now)
+        stored = {r[0] for r in conn.execute(self._q("SELECT sha256 FROM {s}.faces WHERE person_id = %s "
+                                                     "AND sha256 IS NOT NULL"), (pid,))}
+        rows = []
+        for item in unique_items(items, stored):
             vec = self._check_template(item.template)
             box = None if item.box is None else json.dumps([float(v) for v in item.box])
             quality = None if item.quality is None else float(item.quality)
             if quality is not None and not math.isfinite(quality):
                 raise GalleryError("face quality must be finite")
-            rows.append((vec, item.source, box, quality))
-        now = _now()
-        pid = self._ensure_person(conn, person, metadata, now)
-        with conn.cursor() as cur:
-            cur.executemany(self._q(
-                "INSERT INTO {s}.faces (person_id, embedding, source, box, quality, created_at) "
-                "VALUES (%s, %s::vector, %s, %s::jsonb, %s, %s)"),
-                [(pid, _vector_literal(vec), source, box, quality, now) for vec, source, box, quality in rows])
+            rows.append((vec, item.source, box, quality, item.sha256))
+        if rows:  # a concurrent writer's copy of the same image wins: ON CONFLICT DO NOTHING
+            with conn.cursor() as cur:
+                cur.executemany(self._q(
+                    "INSERT INTO {s}.faces (person_id, embedding, source, box, quality, created_at, sha256) "
+                    "VALUES (%s, %s::vector, %s, %s::jsonb, %s, %s, %s) "
+                    "ON CONFLICT (person_id, sha256) WHERE sha256 IS NOT NULL DO NOTHING"),
+                    [(pid, _vector_literal(vec), source, box, quality, now, digest)
+                     for vec, source, box, quality, digest in rows])
         return pid
 
     # -- writes -----------------------------------------------------------------------------
 
     def enroll(self, person: str, items: Sequence[EnrolmentItem], metadata: dict | None = None) -> PersonRecord:
-        """Add ``items`` to ``person`` (created if new; ``metadata`` is merged into theirs), atomically."""
+        """Add ``items`` to ``person`` (created if new; ``metadata`` is merged into theirs), atomically.
+
+        As :meth:`faceprint.gallery.Gallery.enroll`: the name is made canonical and images already
+        stored for the person are skipped.
+        """
         with self._transaction() as conn:
             record = self._person_by_id(conn, self._enroll_one(conn, person, items, metadata))
-        log.info("enrolled %d face(s) for %r", len(items), person)
+        log.info("enrolled face(s) for %r: %d now", record.name, record.face_count)
         return record
 
     def enroll_many(self, batch: Sequence[tuple[str, Sequence[EnrolmentItem]]]) -> list[PersonRecord]:
@@ -294,7 +354,8 @@ class PostgresGallery:
         return records
 
     def delete_person(self, person: str) -> int:
-        """Delete ``person`` and all their faces; return how many faces were removed."""
+        """Delete ``person`` (looked up by canonical name) and all their faces; return how many faces were removed."""
+        person = normalise_name(person)
         with self._transaction() as conn:
             row = conn.execute(self._q("SELECT id FROM {s}.persons WHERE name = %s FOR UPDATE"), (person,)).fetchone()
             if row is None:
@@ -320,7 +381,8 @@ class PostgresGallery:
             return [_person(r) for r in conn.execute(self._q(self._PERSON_SQL + " ORDER BY p.name COLLATE \"C\""))]
 
     def get_person(self, name: str) -> PersonRecord:
-        """The person called ``name``; :class:`PersonNotFoundError` when absent."""
+        """The person called ``name`` (any form with the same canonical name); :class:`PersonNotFoundError` when absent."""
+        name = normalise_name(name)
         with self._transaction() as conn:
             row = conn.execute(self._q(self._PERSON_SQL + " WHERE p.name = %s"), (name,)).fetchone()
         if row is None:
@@ -331,9 +393,9 @@ class PostgresGallery:
         """The faces stored for ``person``, oldest first."""
         with self._transaction() as conn:
             pid = self.get_person(person).id
-            rows = conn.execute(self._q("SELECT id, person_id, source, box, quality, created_at FROM {s}.faces "
-                                        "WHERE person_id = %s ORDER BY id"), (pid,)).fetchall()
-        return [FaceRecord(int(r[0]), int(r[1]), r[2], r[3], r[4], r[5]) for r in rows]
+            rows = conn.execute(self._q("SELECT id, person_id, source, box, quality, created_at, sha256 "
+                                        "FROM {s}.faces WHERE person_id = %s ORDER BY id"), (pid,)).fetchall()
+        return [FaceRecord(int(r[0]), int(r[1]), r[2], r[3], r[4], r[5], r[6]) for r in rows]
 
     def __len__(self) -> int:
         """Number of persons."""

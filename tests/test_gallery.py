@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from faceprint.errors import GalleryError, ModelMismatchError, PersonNotFoundError
+from faceprint.errors import GalleryError, InvalidNameError, ModelMismatchError, PersonNotFoundError
 from faceprint.gallery import EnrolmentItem, Gallery
 from faceprint.types import Template
 
@@ -97,7 +97,7 @@ def test_pragmas_and_schema(gallery):
     try:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         meta = dict(conn.execute("SELECT key, value FROM meta"))
-        assert meta["schema_version"] == "1" and meta["model"] == MODEL and meta["dim"] == str(DIM)
+        assert meta["schema_version"] == "2" and meta["model"] == MODEL and meta["dim"] == str(DIM)
         assert "created_at" in meta
     finally:
         conn.close()
@@ -185,9 +185,9 @@ def test_model_and_dim_mismatch_on_enrol_and_search(gallery, rng):
 def test_enrol_validation(gallery, rng):
     with pytest.raises(GalleryError, match="nothing to enrol"):
         gallery.enroll("alice", [])
-    with pytest.raises(GalleryError):
+    with pytest.raises(InvalidNameError):
         gallery.enroll("", items(unit(rng, 1)))
-    with pytest.raises(GalleryError):
+    with pytest.raises(InvalidNameError):
         gallery.enroll("   ", items(unit(rng, 1)))
     assert len(gallery) == 0 and gallery.face_count() == 0
 
