@@ -24,6 +24,17 @@ any work, the keys already in the gallery (:meth:`Gallery.sources`) are read and
 are skipped as ``already enrolled``. A file that was replaced or edited (new size or mtime) gets a
 new key and is enrolled again (its old template stays). Images skipped for another reason (no
 face, low quality, ...) are not recorded, so a re-run examines and reports them again.
+
+**What is looked at.** :func:`scan_tree` takes the files directly inside each person folder whose
+suffix is in :data:`~faceprint.image_io.IMAGE_SUFFIXES` (JPEG, PNG, HEIC/HEIF, AVIF, WebP, TIFF, ...).
+Every other entry is listed as skipped with its reason, never dropped silently: hidden files and
+folders (``.DS_Store``, macOS ``._IMG_0001.HEIC``), files with another or no suffix, files directly
+in the root, sub-folders of a person folder, and entries that are not regular files.
+
+**Test hook.** With ``FACEPRINT_BATCH_PAUSE_AFTER="N:FD"`` in the environment, the parent commits
+its chunk as soon as ``N`` faces have arrived, writes ``"N\n"`` to the inherited file descriptor
+``FD`` and then blocks until it is killed. The kill-safety test uses it to SIGKILL a run at a known
+point after a known commit, instead of racing the run's speed.
 """
 
 from __future__ import annotations
@@ -32,6 +43,7 @@ import functools
 import multiprocessing
 import os
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -47,16 +59,25 @@ from .errors import (
     ImageTooLargeError,
     UnsupportedInputError,
 )
-from .image_io import IMAGE_SUFFIXES
+from .image_io import ACCEPTED_FORMATS, IMAGE_SUFFIXES
 
-#: Skip reasons, in report order.
+#: Skip reasons, in report order. The first five come from examining an image.
 NO_FACE = "no face"
 LOW_QUALITY = "low quality"
 SEVERAL_FACES = "several faces"
 UNREADABLE = "unreadable"
 FAILED = "failed"
+#: ... these from scanning the tree (the file is never opened) ...
+UNSUPPORTED_EXTENSION = "unsupported extension"
+HIDDEN = "hidden"
+NOT_IN_PERSON_FOLDER = "not in a person folder"
+NESTED_FOLDER = "nested folder"
+NOT_A_FILE = "not a regular file"
+#: ... and this from the gallery (not listed one by one).
 ALREADY_ENROLLED = "already enrolled"
-SKIP_REASONS = (NO_FACE, LOW_QUALITY, SEVERAL_FACES, UNREADABLE, FAILED, ALREADY_ENROLLED)
+SCAN_REASONS = (UNSUPPORTED_EXTENSION, HIDDEN, NOT_IN_PERSON_FOLDER, NESTED_FOLDER, NOT_A_FILE)
+SKIP_REASONS = (NO_FACE, LOW_QUALITY, SEVERAL_FACES, UNREADABLE, FAILED, *SCAN_REASONS, ALREADY_ENROLLED)
+PAUSE_ENV = "FACEPRINT_BATCH_PAUSE_AFTER"
 
 DEFAULT_CHUNK_SIZE = 64  # faces per transaction at most
 DEFAULT_FLUSH_EVERY_S = 2.0  # ... and a transaction at least this often while results arrive
@@ -69,17 +90,98 @@ def source_key(path: str | os.PathLike) -> str:
     return f"{os.path.abspath(path)}|{st.st_size}|{st.st_mtime_ns}"
 
 
-def scan_tree(root: str | os.PathLike) -> list[tuple[str, list[Path]]]:
-    """``[(person, [image paths])]`` for each sub-folder of ``root`` holding images, sorted by name."""
+@dataclass(frozen=True)
+class TreeScan:
+    """What :func:`scan_tree` found.
+
+    ``people``: ``[(person, [image paths])]`` for each person folder holding images, sorted by name.
+    ``skipped``: one ``{"person", "image", "reason", "detail"}`` dict per entry that will not be
+    enrolled, ``reason`` one of :data:`SCAN_REASONS`; ``person`` is None for entries of the root.
+    """
+
+    people: list[tuple[str, list[Path]]]
+    skipped: list[dict]
+
+    def describe_skipped(self) -> str:
+        """``"3 unsupported extension (.txt, .raw), 1 hidden"``, or ``""`` when nothing was skipped."""
+        counts = Counter(s["reason"] for s in self.skipped)
+        parts = []
+        for reason in SCAN_REASONS:
+            if counts[reason]:
+                suffixes = sorted({Path(s["image"]).suffix.lower() or "no suffix" for s in self.skipped
+                                   if s["reason"] == reason})
+                parts.append(f"{counts[reason]} {reason}"
+                             + (f" ({', '.join(suffixes)})" if reason == UNSUPPORTED_EXTENSION else ""))
+        return ", ".join(parts)
+
+
+def _scan_skip(person: str | None, path: Path, reason: str, detail: str) -> dict:
+    return {"person": person, "image": str(path), "reason": reason, "detail": detail}
+
+
+def _classify(person: str | None, path: Path) -> dict | None:
+    """The skip record for an entry that is not a person's image file, or None for one that is."""
+    if path.name.startswith("."):
+        what = "folder, not searched" if path.is_dir() else "file (system or editor metadata)"
+        return _scan_skip(person, path, HIDDEN, f"hidden {what}")
+    if path.is_dir():
+        return None if person is None else _scan_skip(
+            person, path, NESTED_FOLDER, "sub-folders of a person folder are not searched")
+    if not path.is_file():
+        return _scan_skip(person, path, NOT_A_FILE, "not a regular file (broken link, pipe, device ...)")
+    if person is None:
+        return _scan_skip(None, path, NOT_IN_PERSON_FOLDER,
+                          "files directly in the tree are not enrolled: put them in a folder named after the person")
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
+        what = f"'{path.suffix}'" if path.suffix else "no suffix"
+        return _scan_skip(person, path, UNSUPPORTED_EXTENSION,
+                          f"{what} is not an image suffix faceprint reads; accepted formats: {ACCEPTED_FORMATS}")
+    return None
+
+
+def scan_tree(root: str | os.PathLike) -> TreeScan:
+    """Find each person folder's images under ``root`` and every entry that will be skipped, and why.
+
+    Raises :class:`FaceprintError` when ``root`` is not a folder. Reads names and file types only.
+    """
     root = Path(root)
     if not root.is_dir():
         raise FaceprintError(f"{root}: not a folder")
-    people = []
-    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        images = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    people, skipped = [], []
+    for entry in sorted(root.iterdir()):
+        skip = _classify(None, entry)
+        if skip is not None:
+            skipped.append(skip)
+            continue
+        images = []
+        for path in sorted(entry.iterdir()):
+            skip = _classify(entry.name, path)
+            if skip is None:
+                images.append(path)
+            else:
+                skipped.append(skip)
         if images:
-            people.append((folder.name, images))
-    return people
+            people.append((entry.name, images))
+    return TreeScan(people, skipped)
+
+
+def _pause_hook() -> tuple[int, int] | None:
+    """``(faces, fd)`` from :data:`PAUSE_ENV` (see the module's test hook), or None when unset."""
+    value = os.environ.get(PAUSE_ENV)
+    if not value:
+        return None
+    try:
+        faces, fd = (int(part) for part in value.split(":"))
+    except ValueError:
+        raise FaceprintError(f"{PAUSE_ENV}={value!r}: expected FACES:FD, two integers") from None
+    return faces, fd
+
+
+def _pause_forever(fd: int, faces: int) -> None:
+    """Tell the test through ``fd`` that ``faces`` are committed, then block until killed."""
+    os.write(fd, f"{faces}\n".encode())
+    os.close(fd)
+    threading.Event().wait()
 
 
 @dataclass(frozen=True)
@@ -274,7 +376,8 @@ def enrol_tree(
 ) -> BatchSummary:
     """Enrol every person folder of ``root`` into the SQLite gallery at ``gallery`` (created if missing).
 
-    Bad images are always skipped and reported; images whose :func:`source_key` is already in the
+    Bad images, and every entry of the tree that is not a person's image file (see
+    :func:`scan_tree`), are always skipped and reported; images whose :func:`source_key` is already in the
     gallery are skipped as ``already enrolled``. Writes one transaction per chunk: the faces that
     arrived since the last write, once there are ``chunk_size`` of them or ``flush_every_s`` seconds
     have passed (and at the end). ``key`` (a :class:`~faceprint.crypto.GalleryKey`) and
@@ -285,15 +388,24 @@ def enrol_tree(
     from .types import Template
 
     model_id = Engine(profile).model_id  # resolves the profile name; loads no model
-    people = scan_tree(root)
+    scan = scan_tree(root)
+    people = scan.people
     if not people:
-        raise FaceprintError(f"{root}: no person folders with images found")
+        skipped = scan.describe_skipped()
+        raise FaceprintError(
+            f"{root}: no person folders with images found"
+            + (f"; skipped {len(scan.skipped)} entries: {skipped}" if skipped else "")
+            + f". Put each person's photos ({ACCEPTED_FORMATS}) in a folder named after the person")
+    pause = _pause_hook()
     gallery_path = os.fspath(gallery)
     exists = os.path.exists(gallery_path) and os.path.getsize(gallery_path) > 0
     store: Gallery | None = Gallery(gallery_path, model=model_id, key=key, transform=transform) if exists else None
     try:
         done = store.sources() if store is not None else set()
         summary = BatchSummary(gallery=gallery_path, model=model_id, workers=0)
+        for skip in scan.skipped:
+            summary.skip_counts[skip["reason"]] += 1
+            summary.skipped.append(skip)
         jobs = []
         for person, images in people:
             for path in images:
@@ -349,6 +461,9 @@ def enrol_tree(
                         summary.skipped.append({"person": res.person, "image": res.path, "reason": res.reason,
                                                 "detail": res.detail})
                     summary.processed += 1
+                    if pause is not None and summary.enrolled_faces + pending_faces >= pause[0]:
+                        flush()
+                        _pause_forever(pause[1], summary.enrolled_faces)
                     if pending_faces >= chunk_size or time.monotonic() - last_flush >= flush_every_s:
                         flush()
                     bar.update(1)
