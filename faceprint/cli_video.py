@@ -1,4 +1,10 @@
-"""``faceprint video``: who appears in a video file, camera or stream, and when."""
+"""``faceprint video``: who appears in a video file, camera or stream, and when.
+
+While it runs it prints one line per sighting event on standard output (and writes them to
+``--events`` / ``--webhook``). SIGINT (Ctrl-C) or SIGTERM stops it cleanly after the current frame:
+the annotated video is finished, the timeline written, the summary printed and the exit status is
+0; a second signal aborts at once (status 130, as any interrupted command).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,10 @@ import argparse
 import json
 import logging
 import math
+import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from .cli_common import GALLERY_HELP, emit, engine_from_args, table
@@ -42,44 +51,139 @@ def _profile_for(args: argparse.Namespace) -> str:
     raise FaceprintError(f"gallery {args.gallery} holds templates of model '{model_id}', which no profile makes")
 
 
+class StopOnSignals:
+    """Within the ``with`` block, SIGINT and SIGTERM set :attr:`event` (stop after the current frame).
+
+    A second signal restores the previous handlers and raises ``KeyboardInterrupt`` at once (the
+    command then exits 130). :attr:`name` is the first signal's name (``SIGINT``), or ``None``.
+    Outside the main thread (where Python cannot install handlers) the block runs unchanged.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.name: str | None = None
+        self._previous: dict[int, object] = {}
+
+    def _handle(self, signum: int, _frame: object) -> None:
+        if self.event.is_set():
+            self._restore()
+            raise KeyboardInterrupt
+        self.name = signal.Signals(signum).name
+        self.event.set()
+        # os.write, not print: the main thread may be inside a write to stderr (progress bar, logging).
+        os.write(2, f"faceprint: {self.name}: stopping after the current frame (again to abort)\n".encode())
+
+    def _restore(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous = {}
+
+    def __enter__(self) -> StopOnSignals:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._restore()
+
+
+def _event_line(event, live: bool) -> str:
+    """One console line for a sighting event: when, track, who, score against threshold."""
+    when = event.wall[11:23] if live else f"{event.time_s:9.2f}s"
+    who = event.person or "unknown"
+    if event.score is None:
+        score = "no score"
+    else:
+        score = f"score {event.score:.3f} {'>=' if event.score >= event.threshold else '<'} {event.threshold:.3f}"
+        if event.person is None and event.nearest is not None:
+            score += f" (nearest {event.nearest})"
+    what = {"seen": "seen", "changed": "now", "ended": "ended"}[event.kind]
+    text = f"{when}  track {event.track_id:<4d} {what:<6} {who:<24} {score}"
+    if event.kind == "ended":
+        text += f"  on screen {event.first_s:.2f}-{event.last_s:.2f} s"
+    return text
+
+
+def _event_outputs(args: argparse.Namespace):
+    """The --events file and --webhook sinks (opened before the annotated video, so a bad path fails first)."""
+    from .video_events import EventOutputs, JsonLinesSink, WebhookSink
+
+    sinks = []
+    try:
+        if args.events:
+            sinks.append(JsonLinesSink(args.events))
+        if args.webhook:
+            sinks.append(WebhookSink(args.webhook))
+    except FaceprintError:
+        EventOutputs(sinks).close()
+        raise
+    return EventOutputs(sinks)
+
+
 def cmd_video(args: argparse.Namespace) -> int:
-    """Track and name every face in a video; print a summary, write the JSON timeline and annotated video."""
+    """Track and name every face in a video; print events as they happen, then a summary, the JSON timeline
+    and the annotated video. Stopped by SIGINT/SIGTERM it still writes all of them and returns 0."""
     from tqdm import tqdm
 
     from .draw_video import AnnotatedVideoWriter
     from .video_recognition import VideoRecognizer, VideoSettings
-    from .video_source import VideoSource
+    from .video_source import ReconnectPolicy, VideoSource
 
     if args.every < 1 or args.stride < 1:
         raise FaceprintError("--every and --stride must be at least 1")
+    if args.reconnect_max < 0:
+        raise FaceprintError("--reconnect-max must be 0 (no reconnecting) or more")
     args.model = _profile_for(args)
     settings = VideoSettings(every=args.every, stride=args.stride, min_face=args.min_face,
                              max_frames=args.max_frames)
     engine = engine_from_args(args)
-    with VideoSource(args.source) as source, engine.open_gallery(args.gallery, create=False) as gallery:
+    reconnect = ReconnectPolicy(attempts=args.reconnect_max)
+    with (StopOnSignals() as stop,
+          VideoSource(args.source, loop=args.loop, reconnect=reconnect) as source,
+          engine.open_gallery(args.gallery, create=False) as gallery):
         total = source.frame_count if args.max_frames is None else min(source.frame_count or args.max_frames,
                                                                        args.max_frames)
         show = not args.json and (args.progress or sys.stderr.isatty())
-        writer = AnnotatedVideoWriter(args.out_video, source.fps / args.stride, source.size) if args.out_video else None
+        outputs = _event_outputs(args)
+        writer = None
         try:
+            if args.out_video:
+                writer = AnnotatedVideoWriter(args.out_video, source.fps / args.stride, source.size)
             with tqdm(total=math.ceil(total / args.stride) if total else None, desc="video", unit="frame",
                       disable=not show, dynamic_ncols=True) as bar:
+
+                def on_event(event) -> None:
+                    if not args.json:
+                        bar.write(_event_line(event, source.live), file=sys.stdout)
+                        sys.stdout.flush()
+                    outputs.emit(event)
+
                 timeline = VideoRecognizer(engine, gallery, settings).run(
                     source,
                     on_frame=(lambda frame, tracks: writer.write(frame.image, tracks)) if writer else None,
-                    progress=bar.update,
+                    progress=bar.update, on_event=on_event, stop=stop.event,
                 )
+        except KeyboardInterrupt:  # the second signal: abort without waiting for the webhook
+            outputs.close(wait=False)
+            raise
         finally:
             if writer is not None:
                 writer.close()
+            outputs.close()  # the webhook's queue drains here (a second signal aborts it)
+        stopped_by = stop.name if timeline.ended == "stopped" else None
     data = timeline.to_dict()
     if args.out_json:
         Path(args.out_json).write_text(json.dumps(data, indent=1))
-    emit(args, data, _summary(timeline, args))
+    if stopped_by:
+        print(f"faceprint: stopped by {stopped_by} after {timeline.stats.frames} frames; the summary and "
+              "timeline cover what was seen until then", file=sys.stderr)
+    emit(args, data, _summary(timeline, args, outputs, stopped_by))
     return 0
 
 
-def _summary(timeline, args: argparse.Namespace) -> str:
+def _summary(timeline, args: argparse.Namespace, outputs=None, stopped_by: str | None = None) -> str:
     """The console summary: named tracks, people, unknown tracks and speed."""
     named = [t for t in timeline.tracks if t.person is not None]
     rows = [(t.track_id, t.person, f"{t.first_s:.2f}", f"{t.last_s:.2f}", f"{t.score:.3f}",
@@ -97,6 +201,18 @@ def _summary(timeline, args: argparse.Namespace) -> str:
              f"threshold {timeline.threshold:.4f} (model {timeline.model})"
              f"\n{stats.frames} frames in {stats.elapsed_s:.1f} s ({stats.fps:.1f} frames/s): "
              f"{stats.detections} detections, {stats.embeddings} embeddings, {stats.scene_cuts} scene cuts")
+    if stopped_by:
+        text += f"\nstopped by {stopped_by}: results so far"
+    elif timeline.ended == "lost":
+        text += "\nthe stream dropped and did not come back (see --reconnect-max): results until then"
+    if outputs is not None and outputs.sinks:
+        text += f"\n{outputs.count} event(s)"
+        for sink in outputs.sinks:
+            if hasattr(sink, "delivered"):
+                text += (f"; webhook {sink.url}: {sink.delivered} delivered, {sink.failed} failed, "
+                         f"{sink.dropped} dropped")
+            else:
+                text += f"; file {sink.path}"
     if args.out_json:
         text += f"\ntimeline: {args.out_json}"
     if args.out_video:
@@ -107,6 +223,7 @@ def _summary(timeline, args: argparse.Namespace) -> str:
 def register(sub, eval_sub, common) -> None:
     """Add ``faceprint video``."""
     from .video_recognition import VIDEO_PROFILE, VideoSettings
+    from .video_source import ReconnectPolicy
 
     defaults = VideoSettings()
     p = sub.add_parser("video", parents=[common], help="track and name faces in a video file, camera or stream",
@@ -122,6 +239,16 @@ def register(sub, eval_sub, common) -> None:
     p.add_argument("--min-face", type=float, default=defaults.min_face,
                    help=f"shortest face side in pixels worth recognising (default {defaults.min_face:g})")
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames (cameras, streams)")
+    p.add_argument("--events", metavar="FILE",
+                   help="append each sighting event (seen, changed, ended) to FILE as a JSON line, flushed at once")
+    p.add_argument("--webhook", metavar="URL",
+                   help="POST each sighting event as JSON to URL (background thread: a slow or dead receiver "
+                        "never stalls the video; failures are logged)")
+    p.add_argument("--loop", action="store_true",
+                   help="replay a video file forever (a stand-in for a camera); stop with Ctrl-C")
+    p.add_argument("--reconnect-max", type=int, default=ReconnectPolicy().attempts, metavar="N",
+                   help="camera or stream: reopen attempts in a row after a drop, waiting 1, 2, 4 ... 30 s, "
+                        f"before giving up (default {ReconnectPolicy().attempts}; 0: no reconnecting)")
     p.add_argument("--progress", action="store_true",
                    help="show the progress bar even when stderr is not a terminal (never with --json)")
     p.set_defaults(func=cmd_video)

@@ -26,6 +26,11 @@ several templates only a little, so it cannot flip a name. Faces the
 still-image quality gate would reject (small, soft video faces) are still embedded, with low
 weight: in a video they are often all there is, and a mean over many frames recovers what one
 frame lacks.
+
+Live use: ``run(on_event=...)`` reports each confirmed track's identity when it is first decided,
+when it changes and when the track ends (:class:`~faceprint.video_events.TrackEvent`; outputs in
+:mod:`faceprint.video_events`), and ``run(stop=event)`` ends the run after the current frame once
+the event is set, closing every track, so that a camera watched until Ctrl-C keeps its timeline.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import cv2
 import numpy as np
@@ -45,6 +51,7 @@ from .engine import Engine
 from .gallery import GalleryStore
 from .tracker import FlowPropagator, Tracker, TrackerConfig
 from .types import Box, Candidate, Face
+from .video_events import EventKind, TrackEvent
 from .video_source import Frame, VideoSource
 
 log = logging.getLogger(__name__)
@@ -203,7 +210,12 @@ class VideoStats:
 
 @dataclass
 class VideoTimeline:
-    """Everything one run found: tracks (named or unknown), per-person summary and run statistics."""
+    """Everything one run found: tracks (named or unknown), per-person summary and run statistics.
+
+    ``ended``: why the run ended: ``end`` (end of the file, or ``max_frames``), ``stopped`` (a stop
+    was requested: the timeline holds what was seen until then) or ``lost`` (a live source dropped
+    and did not come back).
+    """
 
     source: str
     fps: float
@@ -214,6 +226,7 @@ class VideoTimeline:
     settings: VideoSettings
     tracks: list[TrackRecord]
     stats: VideoStats
+    ended: str = "end"
 
     def people(self) -> list[PersonSummary]:
         """Every named person, most screen time first."""
@@ -256,6 +269,7 @@ class VideoTimeline:
             "people": [p.to_dict() for p in self.people()],
             "tracks": [t.to_dict() for t in self.tracks],
             "stats": self.stats.to_dict(),
+            "ended": self.ended,
         }
 
 
@@ -285,6 +299,8 @@ class _Identity:
     score: float | None = None
     nearest: str | None = None
     best_by_person: dict[str, float] = field(default_factory=dict)
+    announced: bool = False  # a "seen" event was reported
+    announced_person: str | None = None
 
 
 def prefetched(frames: Iterable[Frame], depth: int) -> Iterator[Frame]:
@@ -331,6 +347,7 @@ def prefetched(frames: Iterable[Frame], depth: int) -> Iterator[Frame]:
 
 
 FrameCallback = Callable[[Frame, list[tuple[int, Box, str | None]]], None]
+EventCallback = Callable[[TrackEvent], None]
 
 
 class VideoRecognizer:
@@ -342,12 +359,18 @@ class VideoRecognizer:
         self.settings = settings or VideoSettings()
 
     def run(self, source: VideoSource, *, on_frame: FrameCallback | None = None,
-            progress: Callable[[int], None] | None = None) -> VideoTimeline:
-        """Analyse ``source`` to the end (or ``max_frames``) and return the timeline.
+            progress: Callable[[int], None] | None = None, on_event: EventCallback | None = None,
+            stop: threading.Event | None = None) -> VideoTimeline:
+        """Analyse ``source`` to the end (or ``max_frames``, or a stop) and return the timeline.
 
         ``on_frame(frame, [(track id, box, person or None), ...])`` is called for every analysed
         frame with the confirmed tracks and their names as known at that moment (for drawing);
-        ``progress(n)`` after every ``n`` analysed frames.
+        ``progress(n)`` after every ``n`` analysed frames. ``on_event(event)`` gets a
+        :class:`~faceprint.video_events.TrackEvent` when a confirmed track's identity is first
+        decided (``seen``: its first template has been searched), when its name changes
+        (``changed``) and when a track that was ``seen`` ends (``ended``, with its final decision),
+        in that order for each track. Once ``stop`` is set the run finishes the current frame,
+        ends every track (``ended`` events included) and returns with ``ended == "stopped"``.
         """
         s = self.settings
         tracker = Tracker(TrackerConfig(max_age=max(1, round(s.max_age_s * source.fps)),
@@ -362,10 +385,19 @@ class VideoRecognizer:
         refresh = max(1, round(s.refresh_s * source.fps))
         next_detect = last_detect = 0
         recheck = s.stride * max(s.min_every, s.every // 3)  # soonest re-detection when flow loses a face
+        threshold = self.engine.threshold
         perf = time.perf_counter
         start = perf()
 
-        def close(track_id: int, last_detected: int, trim: bool) -> None:
+        def announce(kind: EventKind, record: TrackRecord, identity: _Identity, frame: Frame) -> None:
+            identity.announced, identity.announced_person = True, identity.person
+            on_event(TrackEvent(kind=kind, track_id=record.track_id, person=identity.person, score=identity.score,
+                                threshold=threshold, nearest=identity.nearest, frame=frame.index,
+                                time_s=frame.time_s, first_s=record.first_s, last_s=record.last_s,
+                                wall=datetime.now().astimezone().isoformat(timespec="milliseconds"),
+                                source=source.label))
+
+        def close(track_id: int, last_detected: int, trim: bool, frame: Frame) -> None:
             record = records.pop(track_id, None)
             identity = identities.pop(track_id, None)
             if record is None or identity is None:
@@ -374,8 +406,11 @@ class VideoRecognizer:
                 record.observations = [o for o in record.observations if o.frame <= last_detected]
             if record.observations:
                 finished.append(self._finish(record, identity))
+                if on_event is not None and identity.announced:
+                    announce("ended", record, identity, frame)
 
-        frames = prefetched(source.frames(every=s.stride, limit=s.max_frames), s.prefetch)
+        frames = prefetched(source.frames(every=s.stride, limit=s.max_frames, stop=stop), s.prefetch)
+        frame: Frame | None = None
         t_read = perf()
         for frame in frames:
             stage["read"] += perf() - t_read
@@ -386,7 +421,7 @@ class VideoRecognizer:
                 stats.scene_cuts += 1
                 tracker.end_all()
                 for track in tracker.pop_ended():
-                    close(track.track_id, track.last_detected, trim=False)
+                    close(track.track_id, track.last_detected, trim=False, frame=frame)
                 flow.reset()
                 detect_now = True
             moved = flow.step(grey, {t.track_id: t.box for t in tracker.tracks})
@@ -403,7 +438,7 @@ class VideoRecognizer:
                 steps = s.every if motion <= 0 else int(s.motion_budget / (motion * s.stride))
                 next_detect = frame.index + s.stride * max(s.min_every, min(s.every, steps))
             for track in tracker.pop_ended():
-                close(track.track_id, track.last_detected, trim=True)
+                close(track.track_id, track.last_detected, trim=True, frame=frame)
             live = {t.track_id for t in tracker.tracks}
             for track_id in [i for i in records if i not in live]:  # tentative tracks never confirmed
                 records.pop(track_id)
@@ -418,23 +453,29 @@ class VideoRecognizer:
                     Observation(frame.index, frame.time_s, track.box, track.track_id in detected_ids))
                 if track.confirmed:
                     drawn.append((track.track_id, track.box, identity.person))
+                    if on_event is not None and identity.templates and (
+                            not identity.announced or identity.person != identity.announced_person):
+                        announce("changed" if identity.announced else "seen", record, identity, frame)
             if on_frame is not None:
                 on_frame(frame, drawn)
             stage["output"] += perf() - t0
             stats.frames += 1
             if progress is not None:
                 progress(1)
+            if stop is not None and stop.is_set():
+                break
             t_read = perf()
         for track in tracker.tracks:
-            if track.confirmed:
-                close(track.track_id, track.last_detected, trim=False)
+            if track.confirmed and frame is not None:
+                close(track.track_id, track.last_detected, trim=False, frame=frame)
         stats.elapsed_s = perf() - start
         log.info("video %s: %d frames at %.1f fps, %d detections, %d embeddings, %d scene cuts",
                  source.label, stats.frames, stats.fps, stats.detections, stats.embeddings, stats.scene_cuts)
         finished.sort(key=lambda r: (r.observations[0].frame, r.track_id))
+        ended = "stopped" if stop is not None and stop.is_set() else "lost" if source.lost else "end"
         return VideoTimeline(source=source.label, fps=source.fps, size=source.size,
                              frame_count=source.frame_count, model=self.engine.model_id,
-                             threshold=self.engine.threshold, settings=s, tracks=finished, stats=stats)
+                             threshold=threshold, settings=s, tracks=finished, stats=stats, ended=ended)
 
     def _detect(self, frame: Frame, tracker: Tracker, records: dict[int, TrackRecord],
                 identities: dict[int, _Identity], stats: VideoStats, refresh: int) -> set[int]:
