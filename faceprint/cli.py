@@ -19,6 +19,8 @@ from .cli_common import GALLERY_HELP, emit, engine_from_args, fields_block, tabl
 from .cli_privacy import add_gallery_privacy_options, gallery_privacy_from_args
 from .errors import FaceprintError
 from .image_io import IMAGE_SUFFIXES
+from .names import normalise_name
+from .types import TIE_MARGIN
 
 log = logging.getLogger("faceprint")
 
@@ -34,7 +36,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
     image = engine.load(args.image)
     faces = engine.finder.find(image)
     if args.out:
-        save_rgb(annotate(image, faces), args.out)
+        save_rgb(annotate(image, faces, skipped=[not engine.gate.passes(f) for f in faces]), args.out)
     rows = [
         (i, f.box.as_list(), f"{f.score:.3f}", f"{f.quality:.2f}", ",".join(f.quality_reasons) or "-")
         for i, f in enumerate(faces)
@@ -85,9 +87,9 @@ def cmd_enroll(args: argparse.Namespace) -> int:
         engine.gate = QualityGate(min_quality=args.min_quality)
     if not args.person or not args.images:
         raise FaceprintError("give --person NAME and images, or --tree DIR")
-    people = [(args.person, [Path(p) for p in args.images])]
+    people = [(normalise_name(args.person), [Path(p) for p in args.images])]
     total = sum(len(images) for _, images in people)
-    enrolled, skipped = [], []
+    enrolled, skipped, already = [], [], []
     with tqdm(total=total, desc="enrolling", unit="img", disable=args.json or not sys.stderr.isatty()) as bar:
         for name, images in people:
             items = []
@@ -99,17 +101,21 @@ def cmd_enroll(args: argparse.Namespace) -> int:
                         raise
                     skipped.append({"person": name, "image": str(image), "reason": str(exc)})
                 bar.update(1)
+            known = set(engine.already_enrolled(name, items, args.gallery))
+            already += [{"person": name, "image": item.source, "reason": "already enrolled"}
+                        for i, item in enumerate(items) if i in known]
+            items = [item for i, item in enumerate(items) if i not in known]
             if items:
-                record = engine.enroll_items(name, items, args.gallery)
+                record = engine.enroll_items(name, items, args.gallery, allow_duplicate=args.allow_duplicate)
                 audit_cli(args, "enroll", subject=name, details={"faces": len(items)})
                 enrolled.append({"person": record.name, "faces_added": len(items), "faces_total": record.face_count})
     rows = [(e["person"], e["faces_added"], e["faces_total"]) for e in enrolled]
     text = table(rows, ["person", "faces added", "faces in gallery"])
-    if skipped:
-        text += "\nskipped:\n" + "\n".join(f"  {s['image']}: {s['reason']}" for s in skipped)
+    if skipped or already:
+        text += "\nskipped:\n" + "\n".join(f"  {s['image']}: {s['reason']}" for s in skipped + already)
     text += f"\ngallery: {args.gallery} (model {engine.model_id})"
-    emit(args, {"gallery": str(args.gallery), "enrolled": enrolled, "skipped": skipped}, text)
-    return 0 if enrolled else 2
+    emit(args, {"gallery": str(args.gallery), "enrolled": enrolled, "skipped": skipped + already}, text)
+    return 0 if enrolled or already else 2
 
 
 def _enroll_tree(args: argparse.Namespace) -> int:
@@ -123,7 +129,8 @@ def _enroll_tree(args: argparse.Namespace) -> int:
     progress = not args.json and (args.progress or sys.stderr.isatty())
     summary = enrol_tree(args.tree, args.gallery, profile=args.model, workers=args.workers,
                          largest=args.largest, min_quality=args.min_quality,
-                         model_config=args.model_config, progress=progress, **gallery_privacy_from_args(args))
+                         model_config=args.model_config, progress=progress, allow_duplicate=args.allow_duplicate,
+                         **gallery_privacy_from_args(args))
     data = summary.to_dict()
     rows = [(e["person"], e["faces_added"], e["faces_total"]) for e in data["enrolled"]]
     text = table(rows, ["person", "faces added", "faces in gallery"]) if rows else "nothing new enrolled"
@@ -151,17 +158,28 @@ def cmd_identify(args: argparse.Namespace) -> int:
     audit_cli(args, "identify", details={"image": str(args.image), "faces": len(results),
                                          "matched": [r.person for r in results if r.person]})
     if args.out:
-        save_rgb(annotate(image, [r.face for r in results], [r.person for r in results]), args.out)
+        save_rgb(annotate(image, [r.face for r in results], [r.person for r in results],
+                          skipped=[bool(r.skipped) for r in results]), args.out)
     rows = []
     for i, r in enumerate(results):
         best = r.best
-        rows.append((i, r.face.box.as_list(), r.person or ("REJECTED: " + r.rejected if r.rejected else "unknown"),
-                     f"{best.score:.3f}" if best else "-", best.person if best else "-"))
+        identity = r.person or ("skipped: " + r.skipped if r.skipped else
+                                "REJECTED: " + r.rejected if r.rejected else "unknown")
+        if r.tied:  # two or more people equally likely: say so rather than pick one
+            identity = " = ".join(r.tied) + " (tie)"
+        rows.append((i, r.face.box.as_list(), identity, f"{best.score:.3f}" if best else "-",
+                     best.person if best else "-"))
     text = table(rows, ["#", "box [x, y, w, h]", "identity", "score", "nearest"])
     known = sum(r.is_known for r in results)
-    text += f"\n{len(results)} face(s): {known} known, {len(results) - known} unknown (threshold {engine.threshold:.4f})"
+    skipped = sum(bool(r.skipped) for r in results)
+    text += (f"\n{len(results)} face(s): {known} known, {len(results) - known - skipped} unknown, {skipped} skipped "
+             f"(threshold {engine.threshold:.4f})")
     if args.out:
         text += f"; annotated image: {args.out}"
+    ties = sum(bool(r.tied) for r in results)
+    if ties:
+        text += (f"\n{ties} face(s) tied between different people (scores within {TIE_MARGIN} of each other): "
+                 f"the same person enrolled under two names?")
     emit(args, {"image": str(args.image), "results": [r.to_dict() for r in results]}, text)
     return 0
 
@@ -183,11 +201,11 @@ def cmd_delete(args: argparse.Namespace) -> int:
     """Delete a person and all their templates from a gallery."""
     from .gallery import open_gallery
 
+    person = normalise_name(args.person)
     with open_gallery(args.gallery, **gallery_privacy_from_args(args)) as gallery:
-        removed = gallery.delete_person(args.person)
-    audit_cli(args, "delete", subject=args.person, details={"faces": removed})
-    emit(args, {"deleted": args.person, "faces_removed": removed},
-          f"deleted {args.person}: {removed} template(s) removed")
+        removed = gallery.delete_person(person)
+    audit_cli(args, "delete", subject=person, details={"faces": removed})
+    emit(args, {"deleted": person, "faces_removed": removed}, f"deleted {person}: {removed} template(s) removed")
     return 0
 
 
@@ -241,7 +259,8 @@ def cmd_eval_identify(args: argparse.Namespace) -> int:
                           distractors=args.distractors,
                           distractor_images=Path(args.distractor_images) if args.distractor_images else None,
                           seed=args.seed, progress=not args.json, cache=not args.no_cache)
-    lines = report.summary_lines() + [f"plot: {report.plot}; figures: {Path(args.out) / 'report.json'}"]
+    lines = report.summary_lines() + [f"plots: {report.plot} (DET), {report.histogram} (scores); "
+                                      f"figures: {Path(args.out) / 'report.json'}"]
     emit(args, report.to_dict(), "\n".join(lines))
     return 0
 
@@ -309,6 +328,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check-morph", action="store_true",
                    help="refuse photos the morph detector flags as a blend of two faces (see README, morphing "
                         "attacks; untouched morphs only, edited ones mostly pass)")
+    p.add_argument("--allow-duplicate", action="store_true",
+                   help="enrol a face even when it already matches another person in the gallery (by default "
+                        "that is refused as the same person under two names; with --tree it is skipped)")
     add_gallery_privacy_options(p)
     p.set_defaults(func=cmd_enroll)
 

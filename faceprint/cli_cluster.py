@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections import Counter
 from pathlib import Path
 
 from .cli_common import GALLERY_HELP, emit, engine_from_args, table
@@ -30,6 +31,10 @@ def cmd_cluster(args: argparse.Namespace) -> int:
              f"\nalgorithm {result.algorithm}, link threshold {result.threshold:.4f}, model {result.model}"
              f"\noutput: {args.out} (clusters.json, contact_sheet.png); name a cluster with: "
              f"faceprint cluster-name {args.out} CLUSTER_ID PERSON --gallery GALLERY")
+    if result.skipped_faces:
+        issues = Counter(", ".join(s["issues"]) or "low quality" for s in result.skipped_faces)
+        text += (f"\n{len(result.skipped_faces)} face(s) skipped by the quality gate, not clustered: "
+                 + "; ".join(f"{issue}: {n}" for issue, n in issues.most_common()))
     if result.skipped:
         text += "\nskipped:\n" + "\n".join(f"  {s['source']}: {s['reason']}" for s in result.skipped)
     emit(args, result.to_dict(), text)

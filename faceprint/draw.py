@@ -1,4 +1,9 @@
-"""Annotated images: boxes, landmarks and labels drawn over a photo."""
+"""Annotated images: boxes, landmarks and labels drawn over a photo.
+
+Colours (RGB): green solid boxes for named (or, without labels, usable) faces, red for unknown
+faces, and grey dashed boxes labelled "skipped" for faces the quality gate rejected (they were
+not searched).
+"""
 
 from __future__ import annotations
 
@@ -11,24 +16,52 @@ from .types import Face
 
 KNOWN = (40, 170, 60)
 UNKNOWN = (220, 50, 50)
+SKIPPED = (150, 150, 150)
+LANDMARK = (255, 220, 0)
+SKIPPED_LABEL = "skipped"
 
 
-def annotate(image: np.ndarray, faces: Sequence[Face], labels: Sequence[str | None] | None = None) -> np.ndarray:
-    """A copy of an RGB image with each face's box and landmarks, and its label when given.
+def _dashed_rectangle(out: np.ndarray, x: int, y: int, w: int, h: int, colour: tuple[int, int, int],
+                      thickness: int, dash: int) -> None:
+    """Draw a dashed rectangle in place: dashes of ``dash`` px with gaps of ``dash`` px along each side."""
+    corners = [(x, y), (x + w, y), (x + w, y + h), (x, y + h), (x, y)]
+    for (x0, y0), (x1, y1) in zip(corners, corners[1:]):
+        length = max(abs(x1 - x0), abs(y1 - y0))
+        for start in range(0, length, 2 * dash):
+            end = min(start + dash, length)
+            a = (x0 + (x1 - x0) * start // length, y0 + (y1 - y0) * start // length)
+            b = (x0 + (x1 - x0) * end // length, y0 + (y1 - y0) * end // length)
+            cv2.line(out, a, b, colour, thickness)
 
-    A label of ``None`` draws the face as unknown (red); named faces are green.
+
+def annotate(image: np.ndarray, faces: Sequence[Face], labels: Sequence[str | None] | None = None,
+             skipped: Sequence[bool] | None = None) -> np.ndarray:
+    """A copy of an RGB uint8 image (H, W, 3) with each face's box and landmarks, and its label.
+
+    Without ``labels`` each face is labelled with its detector score (green). A label of ``None``
+    draws the face as unknown (red). A face whose ``skipped`` entry is true (it failed the quality
+    gate) is drawn with a grey dashed box labelled "skipped", whatever its label. ``labels`` and
+    ``skipped``, when given, have one entry per face.
     """
+    if labels is not None and len(labels) != len(faces):
+        raise ValueError(f"{len(labels)} labels for {len(faces)} faces")
+    if skipped is not None and len(skipped) != len(faces):
+        raise ValueError(f"{len(skipped)} skipped flags for {len(faces)} faces")
     out = image.copy()
     scale = max(1.0, max(out.shape[:2]) / 800.0)
     thickness = max(1, round(2 * scale))
     for i, face in enumerate(faces):
-        label = labels[i] if labels is not None else f"{face.score:.2f}"
-        colour = UNKNOWN if labels is not None and label is None else KNOWN
         x, y, w, h = (round(v) for v in (face.box.x, face.box.y, face.box.width, face.box.height))
-        cv2.rectangle(out, (x, y), (x + w, y + h), colour, thickness)
+        if skipped is not None and skipped[i]:
+            colour, text = SKIPPED, SKIPPED_LABEL
+            _dashed_rectangle(out, x, y, w, h, colour, thickness, dash=max(4, 5 * thickness))
+        else:
+            label = labels[i] if labels is not None else f"{face.score:.2f}"
+            colour = UNKNOWN if label is None else KNOWN
+            text = label if label is not None else "unknown"
+            cv2.rectangle(out, (x, y), (x + w, y + h), colour, thickness)
         for px, py in face.landmarks:
-            cv2.circle(out, (round(px), round(py)), thickness + 1, (255, 220, 0), -1)
-        text = label if label is not None else "unknown"
+            cv2.circle(out, (round(px), round(py)), thickness + 1, LANDMARK, -1)
         font_scale = 0.5 * scale
         (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, thickness)
         top = max(0, y - th - base - 4)

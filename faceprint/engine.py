@@ -11,6 +11,7 @@ Models are loaded on first use and shared by every engine in the process.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from collections.abc import Iterable, Sequence
@@ -21,20 +22,23 @@ import numpy as np
 from .detection import FaceFinder
 from .embedding import Recognizer
 from .errors import (
+    DuplicateIdentityError,
     ModelMismatchError,
     MorphSuspectedError,
     MultipleFacesError,
     NoFaceError,
     NotAFaceError,
+    PersonNotFoundError,
     UnsupportedInputError,
 )
-from .gallery import EnrolmentItem, Gallery, GalleryStore, PersonRecord, open_gallery
+from .gallery import EnrolmentItem, Gallery, GalleryStore, PersonRecord, is_postgres_url, open_gallery
 from .image_io import DEFAULT_MAX_PIXELS, ImageInput, describe_source, load_image
 from .models import registry
+from .names import normalise_name
 from .profiles import DEFAULT_FMR, DEFAULT_PROFILE, Profile
 from .profiles import get as get_profile
 from .quality import QualityGate
-from .types import Face, Identification, Template, Verification
+from .types import Face, Identification, Template, Verification, tied_names
 
 if TYPE_CHECKING:
     from .cancelable import CancelableTransform
@@ -45,6 +49,21 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 GalleryLike = str | os.PathLike | Gallery | GalleryStore  # a path, a postgresql:// URL, or an open store
+
+#: Candidates searched per face by :meth:`Engine.identify` at least, so that ties are seen even with k=1.
+TIE_SEARCH_K = 5
+
+
+def image_digest(image: np.ndarray) -> str:
+    """SHA-256 (64 lower-case hex digits) of a decoded image: its shape, dtype and pixel bytes.
+
+    Two files give the same digest when they decode to the same pixels (a copy of a file, or the
+    same picture saved again with other metadata); a re-compressed JPEG does not. Used to enrol
+    each image at most once per person (:attr:`faceprint.gallery.EnrolmentItem.sha256`).
+    """
+    pixels = np.ascontiguousarray(image)
+    header = f"{pixels.dtype.str}:{'x'.join(str(n) for n in pixels.shape)}:".encode()
+    return hashlib.sha256(header + pixels.tobytes()).hexdigest()
 
 
 class Engine:
@@ -236,7 +255,7 @@ class Engine:
                                 f"{score:.1f} > {check.threshold:.1f}); use a clearer photo of the face")
 
     def enrolment_items(self, images: Iterable[ImageInput], *, largest: bool = False) -> list[EnrolmentItem]:
-        """Templates, with source and box, for the one face in each image; any failure raises."""
+        """Templates, with source, box, quality and image digest, for the one face in each image; any failure raises."""
         items = []
         for image in images:
             face = self.single_face(image, largest=largest)
@@ -246,7 +265,7 @@ class Engine:
             self.check_in_domain(template, describe_source(image))
             items.append(
                 EnrolmentItem(template=template, source=describe_source(image), box=face.box.as_list(),
-                              quality=face.quality)
+                              quality=face.quality, sha256=None if face.image is None else image_digest(face.image))
             )
         return items
 
@@ -258,48 +277,130 @@ class Engine:
         *,
         metadata: dict | None = None,
         largest: bool = False,
+        allow_duplicate: bool = False,
     ) -> PersonRecord:
         """Enrol ``person`` from ``images`` (one face each) in one transaction.
 
         Every image is processed before anything is written: a bad image raises its documented
-        error and leaves the gallery exactly as it was.
+        error and leaves the gallery exactly as it was. The name is made canonical
+        (:func:`faceprint.names.normalise_name`; :class:`~faceprint.errors.InvalidNameError`); an
+        image already enrolled for the person (same decoded pixels) is not stored again; a face
+        that matches another enrolled person raises :class:`~faceprint.errors.DuplicateIdentityError`
+        unless ``allow_duplicate`` (see :meth:`enroll_items`).
         """
+        person = normalise_name(person)
         return self.enroll_items(person, self.enrolment_items(images, largest=largest), gallery,
-                                 metadata=metadata)
+                                 metadata=metadata, allow_duplicate=allow_duplicate)
 
     def enroll_items(
-        self, person: str, items: Sequence[EnrolmentItem], gallery: GalleryLike, *, metadata: dict | None = None
+        self, person: str, items: Sequence[EnrolmentItem], gallery: GalleryLike, *, metadata: dict | None = None,
+        allow_duplicate: bool = False,
     ) -> PersonRecord:
-        """Write already-computed enrolment items for ``person`` in one transaction."""
+        """Write already-computed enrolment items for ``person`` in one transaction.
+
+        Unless ``allow_duplicate``, every item is first searched in the gallery: a face scoring at
+        or above this engine's threshold against a person other than ``person`` (the same face
+        under another name?) raises :class:`~faceprint.errors.DuplicateIdentityError`, naming
+        that person and the score, and nothing is written. Items whose image is already enrolled
+        for ``person`` are skipped by the gallery (:meth:`already_enrolled` lists them).
+        """
+        person = normalise_name(person)
         store = self.open_gallery(gallery)
         try:
+            if not allow_duplicate:
+                self.check_not_enrolled_as_other(person, items, store)
             return store.enroll(person, items, metadata=metadata)
         finally:
             if store is not gallery:
                 store.close()
 
+    def check_not_enrolled_as_other(self, person: str, items: Sequence[EnrolmentItem], store: GalleryStore) -> None:
+        """Raise DuplicateIdentityError when an item's face matches someone other than ``person`` in ``store``.
+
+        A match is a cosine similarity at or above :attr:`threshold`; the error names the best-scoring
+        other person, the score and the image.
+        """
+        person = normalise_name(person)
+        if not items:
+            return
+        ranked = store.search_many(np.stack([item.template.vector for item in items]), k=2)
+        hits = [(c.score, c.person, item) for item, cands in zip(items, ranked, strict=True) for c in cands
+                if c.person != person and c.score >= self.threshold]
+        if not hits:
+            return
+        score, other, item = max(hits, key=lambda h: h[0])
+        raise DuplicateIdentityError(
+            f"{item.source or 'enrolment image'}: this face already matches {other!r} in {store.path} "
+            f"(similarity {score:.4f} >= threshold {self.threshold:.4f}): the same person under another name? "
+            f"Enrol it as {other!r}, or allow it (--allow-duplicate, allow_duplicate=True) if {person!r} is "
+            f"someone else", person=person, other=other, score=score)
+
+    def already_enrolled(self, person: str, items: Sequence[EnrolmentItem], gallery: GalleryLike) -> list[int]:
+        """Indexes of the ``items`` whose image is already enrolled for ``person`` (or repeats an earlier item's).
+
+        Those are the items the gallery skips on enrolment (same image digest). ``[]`` when the
+        person is not in the gallery, or the gallery does not exist yet.
+        """
+        person = normalise_name(person)
+        digests = [item.sha256 for item in items]
+        if not any(digests):
+            return []
+        if isinstance(gallery, (str, os.PathLike)) and not is_postgres_url(gallery) and not os.path.exists(gallery):
+            stored: set[str] = set()
+        else:
+            store = self.open_gallery(gallery)
+            try:
+                stored = {f.sha256 for f in store.faces(person) if f.sha256}
+            except PersonNotFoundError:
+                stored = set()
+            finally:
+                if store is not gallery:
+                    store.close()
+        seen, out = set(stored), []
+        for i, digest in enumerate(digests):
+            if digest is not None and digest in seen:
+                out.append(i)
+            elif digest is not None:
+                seen.add(digest)
+        return out
+
+    def skip_reason(self, face: Face) -> str | None:
+        """Why ``face`` would not be searched, e.g. ``"low quality (profile, 0.21)"``; None for a usable face."""
+        if self.gate.passes(face):
+            return None
+        return f"low quality ({', '.join((*face.quality_reasons, f'{face.quality:.2f}'))})"
+
     def identify(
         self, image: ImageInput, gallery: GalleryLike, *, k: int = 5, require_live: bool = False
     ) -> list[Identification]:
-        """For every usable face in ``image``: the top ``k`` enrolled people, or unknown.
+        """For every detected face in ``image`` (largest first): the top ``k`` enrolled people, or unknown.
 
-        With ``require_live`` each face is first checked for liveness; a face that fails is not
-        searched (no candidates) and its result carries the reason (``rejected``).
+        A face that fails the quality gate is not searched: its result has no candidates and
+        ``skipped`` says why (``"low quality (profile, 0.21)"``). With ``require_live`` each usable
+        face is first checked for liveness; a face that fails is not searched (no candidates) and its
+        result carries the reason (``rejected``). When two or more different people score within
+        :data:`faceprint.types.TIE_MARGIN` of the best, all at or above the threshold, ``tied``
+        names them (at least :data:`TIE_SEARCH_K` people are searched for that, whatever ``k``).
         """
-        faces = self.detect(image, usable_only=True)
-        checks = [self.check_live(f) if require_live else None for f in faces]
-        searched = [f for f, c in zip(faces, checks, strict=True) if c is None or c.is_live]
+        faces = self.detect(image)
+        skipped = [self.skip_reason(f) for f in faces]
+        checks = [self.check_live(f) if require_live and s is None else None
+                  for f, s in zip(faces, skipped, strict=True)]
+        search = [s is None and (c is None or c.is_live) for s, c in zip(skipped, checks, strict=True)]
+        searched = [f for f, go in zip(faces, search, strict=True) if go]
         store = self.open_gallery(gallery, create=False)
         try:
             templates = self.embed_faces(searched)
-            ranked = store.search_many(np.stack([t.vector for t in templates]), k=k) if templates else []
+            ranked = (store.search_many(np.stack([t.vector for t in templates]), k=max(k, TIE_SEARCH_K))
+                      if templates else [])
         finally:
             if store is not gallery:
                 store.close()
-        searched_ranks = iter(ranked)  # in the order of ``searched``: the faces that passed
+        ties = iter([tied_names(r, self.threshold) for r in ranked])
+        searched_ranks = iter([r[:k] for r in ranked])  # in the order of ``searched``: the faces that passed
         return [
-            Identification(face=face, candidates=next(searched_ranks) if check is None or check.is_live else [],
-                           threshold=self.threshold, fmr=self.fmr, liveness=check)
-            for face, check in zip(faces, checks, strict=True)
+            Identification(face=face, candidates=next(searched_ranks) if go else [], threshold=self.threshold,
+                           fmr=self.fmr, liveness=check, skipped=skip, tied=next(ties) if go else ())
+            for face, skip, check, go in zip(faces, skipped, checks, search, strict=True)
         ]
 

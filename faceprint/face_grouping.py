@@ -10,7 +10,8 @@ knows (best match at or above the engine's threshold); clusters the rest with
 
 * ``clusters.json``: the model, the operating point, every face (source, frame and time for video,
   box, detector score, quality, crop file, cluster), the clusters largest first (members and a
-  representative face), the faces left alone (``noise``) and the known faces;
+  representative face), the faces left alone (``noise``), the known faces, and the faces the
+  quality gate skipped (``skipped_faces``: where, box, quality, issues and reason; not clustered);
 * ``templates.npy``: one template per face, row ``i`` for face ``i``, so naming needs no model;
 * ``cluster_NNN/`` and ``noise/``: an aligned, padded crop of every face (``face_NNNNN.jpg``);
 * ``contact_sheet.png``: one row of crops per cluster, to look at before naming.
@@ -97,6 +98,7 @@ class GroupingResult:
     noise: list[int]
     known: list[int]
     skipped: list[dict] = field(default_factory=list)
+    skipped_faces: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         """The ``clusters.json`` content."""
@@ -115,7 +117,7 @@ def _images_under(path: Path) -> list[Path]:
 
 
 def _read_faces(engine: Engine, source: Path, every: int, skipped: list[dict]) -> Iterator[tuple[dict, list[Face]]]:
-    """(where, usable faces) for every image of a folder, one image, or sampled video frames."""
+    """(where, every detected face) for every image of a folder, one image, or sampled video frames."""
     if source.is_dir() or source.suffix.lower() in IMAGE_SUFFIXES:
         images = _images_under(source) if source.is_dir() else [source]
         for path in images:
@@ -125,14 +127,14 @@ def _read_faces(engine: Engine, source: Path, every: int, skipped: list[dict]) -
                 log.warning("skipping %s: %s", path, exc)
                 skipped.append({"source": str(path), "reason": str(exc)})
                 continue
-            yield {"source": str(path)}, engine.finder.find(image, usable_only=True)
+            yield {"source": str(path)}, engine.finder.find(image)
         return
     from .video_source import VideoSource
 
     with VideoSource(source) as video:
         for frame in video.frames(every=every):
             where = {"source": str(source), "frame": frame.index, "time_s": round(frame.time_s, 3)}
-            yield where, engine.finder.find(frame.image, usable_only=True)
+            yield where, engine.finder.find(frame.image)
 
 
 def _contact_sheet(out: Path, entries: list[FaceEntry], rows: list[tuple[str, list[int]]],
@@ -158,17 +160,27 @@ def _write_image(path: Path, rgb: np.ndarray) -> None:
 
 
 def _collect(engine: Engine, source: Path, every: int, pending: Path, progress: bool
-             ) -> tuple[list[FaceEntry], np.ndarray, int, list[dict]]:
-    """Every usable face of ``source``: entries, templates, inputs read, inputs skipped; crops to ``pending``."""
+             ) -> tuple[list[FaceEntry], np.ndarray, int, list[dict], list[dict]]:
+    """Every usable face of ``source``: entries, templates, inputs read, inputs skipped, faces skipped
+    by the quality gate; crops to ``pending``."""
     from tqdm import tqdm
 
     entries: list[FaceEntry] = []
     vectors: list[np.ndarray] = []
     skipped: list[dict] = []
+    skipped_faces: list[dict] = []
     inputs = 0
-    for where, faces in tqdm(_read_faces(engine, source, every, skipped), desc="reading", unit="input",
+    for where, found in tqdm(_read_faces(engine, source, every, skipped), desc="reading", unit="input",
                              disable=not progress):
         inputs += 1
+        faces = []
+        for face in found:
+            reason = engine.skip_reason(face)
+            if reason is None:
+                faces.append(face)
+            else:
+                skipped_faces.append({**where, "box": face.box.as_list(), "quality": round(float(face.quality), 4),
+                                      "issues": list(face.quality_reasons), "reason": reason})
         for face, template in zip(faces, engine.embed_faces(faces), strict=True):
             index = len(entries)
             entries.append(FaceEntry(index=index, box=face.box.as_list(), score=round(float(face.score), 4),
@@ -176,8 +188,8 @@ def _collect(engine: Engine, source: Path, every: int, pending: Path, progress: 
             _write_image(pending / f"face_{index:05d}.jpg", _padded_crop(face))
             vectors.append(template.vector)
     x = np.stack(vectors) if vectors else np.zeros((0, engine.recognizer.dim), np.float32)
-    log.info("%d faces in %d inputs", len(entries), inputs)
-    return entries, x, inputs, skipped
+    log.info("%d faces in %d inputs (%d skipped by the quality gate)", len(entries), inputs, len(skipped_faces))
+    return entries, x, inputs, skipped, skipped_faces
 
 
 def _mark_known(engine: Engine, gallery: GalleryLike, entries: list[FaceEntry], x: np.ndarray) -> tuple[list[int], str]:
@@ -263,7 +275,7 @@ def group_faces(
 
     pending = out / ".pending"  # crops are written as faces are found, moved to their folder at the end
     pending.mkdir(parents=True, exist_ok=True)
-    entries, x, inputs, skipped = _collect(engine, source, every, pending, progress)
+    entries, x, inputs, skipped, skipped_faces = _collect(engine, source, every, pending, progress)
     known, gallery_label = _mark_known(engine, gallery, entries, x) if gallery is not None else ([], None)
     clusters, noise = _group(x, [e.index for e in entries if e.known is None], link, algorithm, min_size)
     for c in clusters:
@@ -277,7 +289,7 @@ def group_faces(
         threshold=round(link, 5), link_fmr=link_fmr if threshold is None else None,
         gallery=gallery_label, gallery_threshold=round(engine.threshold, 5) if gallery is not None else None,
         input=str(source), inputs_read=inputs, faces=entries, clusters=clusters, noise=noise, known=known,
-        skipped=skipped,
+        skipped=skipped, skipped_faces=skipped_faces,
     )
     _write_json(out / "clusters.json", result.to_dict())
     return result

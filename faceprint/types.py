@@ -14,7 +14,12 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Box:
-    """An axis-aligned face box in pixel coordinates of the source image."""
+    """An axis-aligned face box in pixel coordinates of the source image.
+
+    Boxes of detected faces are clipped to the image (:meth:`clipped`), so ``image[y:y+h, x:x+w]``
+    (after rounding) is the visible part of the face; a face cut by the image edge keeps its
+    landmarks where the detector placed them, which may be outside the image.
+    """
 
     x: float
     y: float
@@ -35,16 +40,31 @@ class Box:
         """[x, y, width, height], rounded to 0.1 px, for JSON output."""
         return [round(float(v), 1) for v in (self.x, self.y, self.width, self.height)]
 
+    def clipped(self, width: float, height: float) -> Box:
+        """This box cut to an image of ``width`` x ``height`` pixels (x and y in [0, width] and [0, height]).
+
+        A box wholly outside the image becomes an empty box (width or height 0) on the nearest edge.
+        """
+        x0, y0 = min(max(self.x, 0.0), width), min(max(self.y, 0.0), height)
+        x1 = min(max(self.x + self.width, x0), width)
+        y1 = min(max(self.y + self.height, y0), height)
+        return Box(x0, y0, x1 - x0, y1 - y0)
+
 
 @dataclass
 class Face:
     """One detected face.
 
-    ``landmarks`` are five (x, y) points in source-image pixels, in the order right eye, left eye
-    (both as seen in the image: the subject's right eye is on the image's left), nose tip, right
-    mouth corner, left mouth corner. ``quality`` is in [0, 1]: see :mod:`faceprint.quality`.
-    ``image`` keeps a reference to the RGB image the face was found in, so it can be aligned and
-    embedded without passing the image again.
+    ``box`` and ``landmarks`` are in pixels of the image as given (never of a turned copy).
+    ``landmarks`` are five (x, y) points, in the order right eye, left eye (both as seen in the
+    upright face: the subject's right eye is on the left), nose tip, right mouth corner, left mouth
+    corner; they are not clipped to the image. ``orientation`` (0, 90, 180 or 270) is how many
+    degrees clockwise the image must be turned for this face to be upright: 0 for an upright face,
+    90 for a photo taken sideways and saved without an EXIF orientation (see
+    :class:`faceprint.detection.FaceFinder`). ``quality`` is in [0, 1]: see
+    :mod:`faceprint.quality`. ``image`` keeps a reference to the RGB image the face was found in,
+    so it can be aligned and embedded without passing the image again (alignment turns the face
+    upright whatever its ``orientation``).
     """
 
     box: Box
@@ -52,13 +72,16 @@ class Face:
     score: float
     quality: float = 1.0
     quality_reasons: tuple[str, ...] = ()
+    orientation: int = 0
     image: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def __repr__(self) -> str:
         """One short line: box rounded to 0.1 px, detector score, quality and its issues (no landmarks)."""
         x, y, w, h = self.box.as_list()
         issues = f", issues={','.join(self.quality_reasons)}" if self.quality_reasons else ""
-        return f"Face(box=[{x:g}, {y:g}, {w:g}, {h:g}], score={self.score:.3f}, quality={self.quality:.2f}{issues})"
+        turned = f", orientation={self.orientation}" if self.orientation else ""
+        return (f"Face(box=[{x:g}, {y:g}, {w:g}, {h:g}], score={self.score:.3f}, quality={self.quality:.2f}"
+                f"{issues}{turned})")
 
     def to_dict(self) -> dict:
         """A JSON-ready description (the image is left out)."""
@@ -68,6 +91,7 @@ class Face:
             "score": round(float(self.score), 4),
             "quality": round(float(self.quality), 4),
             "quality_reasons": list(self.quality_reasons),
+            "orientation": int(self.orientation),
         }
 
 
@@ -144,12 +168,38 @@ class Candidate:
         return {"person": self.person, "person_id": self.person_id, "score": round(self.score, 4)}
 
 
+#: Cosine-similarity margin of a tie: different people whose scores for one probe face are within
+#: it of the best score, all at or above the threshold, are tied (:func:`tied_names`). 0.01 is
+#: well below the spread of mated scores of one person's different photos, and above the
+#: differences that printed scores (3 or 4 decimals) can show.
+TIE_MARGIN = 0.01
+
+
+def tied_names(candidates: list[Candidate], threshold: float, margin: float = TIE_MARGIN) -> tuple[str, ...]:
+    """Names of the candidates tied for first place, best first; ``()`` when there is no tie.
+
+    ``candidates`` are one probe's, best first, one per person (as a gallery search returns
+    them). A tie needs two or more candidates scoring at or above ``threshold`` and within
+    ``margin`` of the best score.
+    """
+    if not candidates:
+        return ()
+    top = candidates[0].score
+    names = tuple(c.person for c in candidates if c.score >= threshold and top - c.score <= margin)
+    return names if len(names) > 1 else ()
+
+
 @dataclass
 class Identification:
     """The 1:N answer for one probe face: ranked candidates and the decision.
 
     ``person`` is the best candidate's name when its score reaches ``threshold``, else ``None``
-    (unknown).
+    (unknown). ``skipped`` says why a detected face was not searched at all (it failed the quality
+    gate, e.g. ``"low quality (profile, 0.21)"``); such a face has no candidates and no person.
+    ``tied`` names the people tied for first place (:func:`tied_names`: two or more different
+    people at or above the threshold within :data:`TIE_MARGIN` of each other, best first), e.g. the
+    same face enrolled under two names; ``person`` is then the first of them and should not be
+    trusted alone. Empty when there is no tie.
     """
 
     face: Face
@@ -157,6 +207,8 @@ class Identification:
     threshold: float
     fmr: float
     liveness: Liveness | None = None
+    skipped: str | None = None
+    tied: tuple[str, ...] = ()
 
     @property
     def rejected(self) -> str | None:
@@ -174,7 +226,7 @@ class Identification:
     def person(self) -> str | None:
         """The identified person's name, or ``None`` when the face is unknown."""
         best = self.best
-        if best is None or best.score < self.threshold or self.rejected:
+        if best is None or best.score < self.threshold or self.rejected or self.skipped:
             return None
         return best.person
 
@@ -189,7 +241,9 @@ class Identification:
             "face": self.face.to_dict(),
             "person": self.person,
             "candidates": [c.to_dict() for c in self.candidates],
+            "tied": list(self.tied),
             "threshold": round(self.threshold, 4),
             "fmr": self.fmr,
             **({"liveness": self.liveness.to_dict(), "rejected": self.rejected} if self.liveness else {}),
+            "skipped": self.skipped,
         }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import re
 import threading
 import time
 
@@ -96,8 +97,11 @@ def test_identify_group_photo_names_both_and_unknowns(service, team, files):
     client, _, admin = service
     r = client.post("/v1/collections/team/identify", files=upload("image", files["group"]), headers=auth(admin))
     assert r.status_code == 200, r.text
-    names = sorted(f["person"] for f in r.json()["faces"])
-    assert names == ["biden", "obama"]
+    faces = r.json()["faces"]
+    assert sorted(f["person"] for f in faces if not f["skipped"]) == ["biden", "obama"]
+    (child,) = [f for f in faces if f["skipped"]]  # the child in profile: reported, not searched
+    assert re.fullmatch(r"low quality \(profile, 0\.\d\d\)", child["skipped"]), child["skipped"]
+    assert child["candidates"] == [] and child["person"] is None and child["face"]["quality"] < 0.25
     crowd = client.post("/v1/collections/team/identify?top_k=2", files=upload("image", files["crowd"]),
                         headers=auth(admin)).json()
     assert len(crowd["faces"]) >= 3
@@ -211,6 +215,11 @@ def test_limits_and_bad_input(service, team, files, tmp_path):
     noface = client.post("/v1/collections/team/persons/blank/faces",
                          files=[("images", ("blank.png", _png(200, 200), "image/png"))], headers=h)
     assert noface.status_code == 422 and noface.json()["error"]["code"] == "no_face"
+    assert noface.json()["error"]["message"] == "blank.png: no face found"  # the upload's name, not its bytes
+    for path in ("/v1/detect", "/v1/collections/team/identify"):
+        text = client.post(path, files=[("image", ("notes.txt", b"just some words\n" * 20, "text/plain"))], headers=h)
+        assert text.status_code == 422 and text.json()["error"]["code"] == "image_decode_error"
+        assert text.json()["error"]["message"].startswith("notes.txt: ") and "<bytes" not in text.text
     assert client.get("/v1/collections/team/persons/blank", headers=h).status_code == 404  # nothing written
     two = client.post("/v1/verify", files=upload("a", files["group"]), headers=h)
     assert two.status_code == 400 and two.json()["error"]["code"] == "bad_request"
@@ -219,6 +228,113 @@ def test_limits_and_bad_input(service, team, files, tmp_path):
     assert client.post("/v1/collections", json={"name": "z", "profile": "nope"}, headers=h).status_code == 422
     assert client.post("/v1/collections/team/identify?top_k=0", files=upload("image", files["group"]),
                        headers=h).status_code == 422
+
+
+@pytest.fixture(scope="module")
+def group_faces(service, files):
+    """/v1/detect on the group photo: Obama (largest), Biden, the child in profile (not usable)."""
+    client, _, admin = service
+    faces = client.post("/v1/detect", files=upload("image", files["group"]), headers=auth(admin)).json()["faces"]
+    again = client.post("/v1/detect", files=upload("image", files["group"]), headers=auth(admin)).json()["faces"]
+    assert [f["box"] for f in again] == [f["box"] for f in faces]  # the order is stable
+    assert [f["index"] for f in faces] == [0, 1, 2] and [f["usable"] for f in faces] == [True, True, False]
+    return faces
+
+
+def _stored_box(client, h, collection, person) -> list[float]:
+    (face,) = client.get(f"/v1/collections/{collection}/persons/{person}", headers=h).json()["faces"]
+    return face["box"]
+
+
+def _decoded(data_url: str) -> np.ndarray:
+    assert data_url.startswith("data:image/jpeg;base64,")
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(data_url.split(",", 1)[1]))).convert("RGB"), np.float32)
+
+
+def _crop(path, box, size) -> np.ndarray:
+    """The photo around ``box`` (a quarter of its size on every side), resized to ``size`` (w, h)."""
+    x, y, w, h = box
+    with Image.open(path) as im:
+        region = im.convert("RGB").crop((int(x - w / 4), int(y - h / 4), int(x + w * 1.25), int(y + h * 1.25)))
+        return np.asarray(region.resize(size), np.float32)
+
+
+def test_enrol_from_a_group_photo_needs_the_face_named(service, files, group_faces):
+    client, _, admin = service
+    h = auth(admin)
+    assert client.post("/v1/collections", json={"name": "pick"}, headers=h).status_code == 201
+    refused = client.post("/v1/collections/pick/persons/joe/faces", files=upload("images", files["group"]), headers=h)
+    assert refused.status_code == 422 and refused.json()["error"]["code"] == "multiple_faces"
+    message = refused.json()["error"]["message"]
+    assert message.startswith("obama_and_biden.jpg: 2 usable faces found where one is required")
+    assert "'face'" in message and "'box'" in message and "largest=true" in message
+    assert client.get("/v1/collections/pick/persons/joe", headers=h).status_code == 404  # nothing stored
+
+    biden = 1  # the second largest face: group_faces lists Obama first
+    r = client.post("/v1/collections/pick/persons/joe/faces", files=upload("images", files["group"]),
+                    data={"face": str(biden)}, headers=h)
+    assert r.status_code == 201, r.text
+    assert len(r.json()["faces_added"]) == 1 and _stored_box(client, h, "pick", "joe") == group_faces[biden]["box"]
+    thumb = _decoded(r.json()["thumbnails"][0])
+    assert max(thumb.shape[:2]) == 96
+    size = (thumb.shape[1], thumb.shape[0])
+    own = np.abs(thumb - _crop(files["group"], group_faces[biden]["box"], size)).mean()
+    other = np.abs(thumb - _crop(files["group"], group_faces[0]["box"], size)).mean()
+    assert own < 10 < other, (own, other)  # the thumbnail shows the face that was enrolled
+    # The template is Biden's: his own portrait is named joe, Obama's is not.
+    found = client.post("/v1/collections/pick/identify", files=upload("image", files["biden"][0]), headers=h).json()
+    assert [f["person"] for f in found["faces"]] == ["joe"]
+    probe = client.post("/v1/collections/pick/identify", files=upload("image", files["obama_probe"]), headers=h).json()
+    assert [f["unknown"] for f in probe["faces"]] == [True]
+
+    person = client.post("/v1/collections/pick/persons/joe/verify", files=upload("image", files["group"]), headers=h)
+    assert person.status_code == 422 and person.json()["error"]["code"] == "multiple_faces"
+    for index, same in ((biden, True), (0, False)):
+        r = client.post("/v1/collections/pick/persons/joe/verify", files=upload("image", files["group"]),
+                        data={"face": str(index)}, headers=h)
+        assert r.status_code == 200 and r.json()["is_match"] is same, r.text
+    pair = upload("a", files["group"]) + upload("b", files["biden"][1])
+    assert client.post("/v1/verify", files=pair, headers=h).json()["error"]["code"] == "multiple_faces"
+    assert client.post("/v1/verify", files=pair, data={"face_a": str(biden)}, headers=h).json()["is_match"]
+    assert not client.post("/v1/verify", files=pair, data={"largest": "true"}, headers=h).json()["is_match"]
+
+
+def test_enrol_names_the_face_by_box_largest_or_json(service, files, group_faces):
+    client, _, admin = service
+    h = auth(admin)
+    client.post("/v1/collections", json={"name": "boxes"}, headers=h)
+    url = "/v1/collections/boxes/persons/{}/faces?allow_duplicate=true"  # Biden is enrolled under several names
+    x, y, w, h_ = group_faces[1]["box"]
+    near = f"{x + 12},{y - 9},{w - 5},{h_ + 6}"  # a hand-drawn box around Biden's face
+    r = client.post(url.format("bybox"), files=upload("images", files["group"]),
+                    data={"box": near}, headers=h)
+    assert r.status_code == 201, r.text
+    assert _stored_box(client, h, "boxes", "bybox") == group_faces[1]["box"]
+    r = client.post(url.format("big"), files=upload("images", files["group"]),
+                    data={"largest": "true"}, headers=h)
+    assert r.status_code == 201 and _stored_box(client, h, "boxes", "big") == group_faces[0]["box"]
+    b64 = base64.b64encode(files["group"].read_bytes()).decode()
+    r = client.post(url.format("json"), json={"images": [b64], "face": 1}, headers=h)
+    assert r.status_code == 201 and _stored_box(client, h, "boxes", "json") == group_faces[1]["box"]
+    # One `face` per image, empty for a portrait with one face.
+    two = upload("images", files["biden"][0], files["group"])
+    r = client.post(url.format("two"), files=two, data={"face": ["", "1"]}, headers=h)
+    assert r.status_code == 201 and len(r.json()["faces_added"]) == 2 and len(r.json()["thumbnails"]) == 2
+
+    group = upload("images", files["group"])
+    for data, code, text in [
+        ({"box": "0,0,60,60"}, "no_face", "best overlap IoU 0.00 < 0.5"),
+        ({"face": "2"}, "no_face", "is not usable (low quality (profile"),
+        ({"face": "3"}, "no_face", "no face 3: 3 face(s) detected"),
+        ({"face": "x"}, "bad_request", "must be a face index"),
+        ({"face": "1", "box": near}, "bad_request", "not both"),
+        ({"face": ["1", "0"]}, "bad_request", "2 value(s) for 1 image(s)"),
+        ({"box": "1,2,3"}, "bad_request", "x,y,w,h"),
+    ]:
+        r = client.post(url.format("bad"), files=group, data=data, headers=h)
+        assert r.json()["error"]["code"] == code and text in r.json()["error"]["message"], (data, r.text)
+        assert r.status_code == (422 if code == "no_face" else 400)
+    assert client.get("/v1/collections/boxes/persons/bad", headers=h).status_code == 404
 
 
 def test_enrolment_is_all_or_nothing(service, team, files):

@@ -29,10 +29,13 @@ from starlette.concurrency import run_in_threadpool
 from .. import __version__
 from ..audit import AuditLog
 from ..crypto import GalleryKey
+from ..engine import image_digest
 from ..errors import FaceprintError
 from ..gallery import EnrolmentItem
 from ..image_io import DEFAULT_MAX_PIXELS
+from ..names import normalise_name
 from ..profiles import DEFAULT_FMR, DEFAULT_PROFILE
+from . import faces as picking
 from . import schemas
 from .collections import Collections
 from .inference import InferencePool
@@ -41,10 +44,6 @@ from .limits import BodyLimit, status_for
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
-IMAGE_CONTENT = {
-    "multipart/form-data": {"schema": {"type": "object", "properties": {}}},
-    "application/json": {"schema": {"type": "object", "properties": {}}},
-}
 
 
 class UnauthorizedError(FaceprintError):
@@ -186,8 +185,12 @@ async def _read_images(request: Request, names: tuple[str, ...], limit: int) -> 
             if hasattr(value, "read"):
                 if key in images:
                     images[key].append((value.filename or key, await value.read()))
+            elif key in fields:  # a repeated field (one `face` per image): its values in order
+                fields[key] = (fields[key] if isinstance(fields[key], list) else [fields[key]]) + [value]
             else:
                 fields[key] = value
+        if isinstance(fields.get("metadata"), list):
+            raise BadRequestError("field 'metadata' given more than once")
         if "metadata" in fields:
             try:
                 fields["metadata"] = json.loads(fields["metadata"])
@@ -219,6 +222,12 @@ async def _read_images(request: Request, names: tuple[str, ...], limit: int) -> 
     if total > limit:
         raise BadRequestError(f"at most {limit} images per request, got {total}")
     return images, fields
+
+
+def _chosen_face(engine, label: str, data: bytes, choice: picking.FaceChoice):
+    """The face of the uploaded image ``label`` that ``choice`` names (see :mod:`.faces`)."""
+    image = picking.load(engine, data, label)
+    return picking.choose_face(engine, engine.detect(image), label, choice)
 
 
 def _one(images: dict[str, list], name: str) -> tuple[str, bytes]:
@@ -348,30 +357,36 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     # -- stateless: detect, verify ------------------------------------------------------
 
     @app.post("/v1/detect", response_model=schemas.DetectOut, tags=["faces"],
-              openapi_extra={"requestBody": {"content": IMAGE_CONTENT, "required": True,
+              openapi_extra={"requestBody": {"content": schemas.IMAGE_BODY, "required": True,
                                              "description": "field `image`: a file, or base64 in JSON"}})
     async def detect(request: Request, key: AnyReader) -> dict:
         """Find faces: boxes, landmarks, detector score and quality."""
         images, _ = await _read_images(request, ("image",), 1)
-        _, data = _one(images, "image")
+        label, data = _one(images, "image")
 
         def run(engine) -> dict:
-            image = engine.load(data)
+            image = picking.load(engine, data, label)
             return {"width": image.shape[1], "height": image.shape[0],
-                    "faces": [f.to_dict() for f in engine.detect(image)]}
+                    "faces": [{**f.to_dict(), "index": i, "usable": engine.gate.passes(f)}
+                              for i, f in enumerate(engine.detect(image))]}
 
         return await service.pool.submit(settings.profile, run)
 
     @app.post("/v1/verify", response_model=schemas.VerifyOut, tags=["faces"],
-              openapi_extra={"requestBody": {"content": IMAGE_CONTENT, "required": True,
-                                             "description": "fields `a` and `b`: one face each"}})
+              openapi_extra={"requestBody": {"content": schemas.PAIR_BODY, "required": True,
+                                             "description": "fields `a` and `b`: one face each, or name it with "
+                                                            "`face_a`/`box_a`, `face_b`/`box_b` or `largest`"}})
     async def verify(request: Request, key: AnyReader, profile: str | None = None, require_live: bool = False) -> dict:
         """Are the faces in images `a` and `b` the same person?"""
-        images, _ = await _read_images(request, ("a", "b"), 2)
-        (_, a), (_, b) = _one(images, "a"), _one(images, "b")
-        return (await service.pool.submit(profile or settings.profile,
-                                          lambda engine: engine.verify(a, b, largest=True,
-                                                                        require_live=require_live))).to_dict()
+        images, fields = await _read_images(request, ("a", "b"), 2)
+        sent = {"a": _one(images, "a"), "b": _one(images, "b")}
+        choice = {name: picking.choices(fields, 1, suffix="_" + name)[0] for name in sent}
+
+        def run(engine):
+            faces = [_chosen_face(engine, label, data, choice[name]) for name, (label, data) in sent.items()]
+            return engine.verify(*faces, require_live=require_live)
+
+        return (await service.pool.submit(profile or settings.profile, run)).to_dict()
 
     # -- persons and faces --------------------------------------------------------------
 
@@ -383,11 +398,19 @@ def create_app(settings: ServiceSettings) -> FastAPI:
 
     @app.post("/v1/collections/{collection}/persons/{person}/faces", response_model=schemas.EnrolOut,
               status_code=201, tags=["persons"],
-              openapi_extra={"requestBody": {"content": IMAGE_CONTENT, "required": True,
-                                             "description": "field `images` (one or more, one face each) and "
+              openapi_extra={"requestBody": {"content": schemas.ENROL_BODY, "required": True,
+                                             "description": "field `images` (one or more, one face each, or name "
+                                                            "it with `face` or `box` per image, or `largest`) and "
                                                             "optional `metadata` (JSON object)"}})
-    async def enrol(collection: str, person: str, request: Request, key: Writer) -> dict:
-        """Enrol `person` from one or more images, all or nothing (writer)."""
+    async def enrol(collection: str, person: str, request: Request, key: Writer, allow_duplicate: bool = False) -> dict:
+        """Enrol `person` from one or more images, all or nothing (writer).
+
+        The name is made canonical (NFC, whitespace; control characters: 422 `invalid_name`). An
+        image already enrolled for the person (same decoded pixels) is not stored again: it is
+        listed in `already_enrolled`. A face that matches another person at or above the
+        threshold is refused (409 `duplicate_identity`) unless `allow_duplicate=true`.
+        """
+        person = normalise_name(person)
         info = service.collections.info(collection)
         images, fields = await _read_images(request, ("images",), settings.max_images_per_request)
         metadata = fields.get("metadata")
@@ -395,24 +418,33 @@ def create_app(settings: ServiceSettings) -> FastAPI:
             raise BadRequestError("metadata must be a JSON object")
         if not images["images"]:
             raise BadRequestError("no images: send one or more in field 'images'")
-        if not person.strip() or len(person) > 200:
-            raise BadRequestError("person name must be 1-200 characters")
+        chosen = picking.choices(fields, len(images["images"]))
         gallery = service.collections.gallery(collection)
 
         def run(engine) -> tuple:
-            items = []
-            for label, data in images["images"]:
-                face = engine.single_face(data, largest=True)
+            items, thumbnails = [], []
+            for (label, data), choice in zip(images["images"], chosen, strict=True):
+                image = picking.load(engine, data, label)
+                face = picking.choose_face(engine, engine.detect(image), label, choice)
                 template = engine.embed_faces([face])[0]
                 items.append(EnrolmentItem(template=template, source=label, box=face.box.as_list(),
-                                           quality=face.quality, image=data if info.keep_images else None))
+                                           quality=face.quality, image=data if info.keep_images else None,
+                                           sha256=image_digest(image)))
+                thumbnails.append(picking.thumbnail(image, face))
             with service.write_lock(collection):
-                record = engine.enroll_items(person, items, gallery, metadata=metadata)
-                ids = [f.id for f in gallery.faces(person)][-len(items):]
-            return record, ids
+                known = set(engine.already_enrolled(person, items, gallery))
+                new = [item for i, item in enumerate(items) if i not in known]
+                if new:
+                    record = engine.enroll_items(person, new, gallery, metadata=metadata,
+                                                 allow_duplicate=allow_duplicate)
+                    ids = [f.id for f in gallery.faces(person)][-len(new):]
+                else:
+                    record, ids = gallery.get_person(person), []
+            return (record, ids, [t for i, t in enumerate(thumbnails) if i not in known],
+                    [items[i].source for i in sorted(known)])
 
-        record, ids = await service.pool.submit(info.profile, run)
-        return {**_person_dict(record), "faces_added": ids}
+        record, ids, thumbnails, already = await service.pool.submit(info.profile, run)
+        return {**_person_dict(record), "faces_added": ids, "thumbnails": thumbnails, "already_enrolled": already}
 
     @app.get("/v1/collections/{collection}/persons", response_model=list[schemas.PersonOut], tags=["persons"])
     async def list_persons(collection: str, key: Reader) -> list[dict]:
@@ -430,6 +462,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     @app.delete("/v1/collections/{collection}/persons/{person}", response_model=schemas.Deleted, tags=["persons"])
     async def delete_person(collection: str, person: str, key: Writer) -> dict:
         """Delete a person, every template of theirs and any kept image (writer)."""
+        person = normalise_name(person)
         gallery = service.collections.gallery(collection)
         with service.write_lock(collection):
             removed = gallery.delete_person(person)
@@ -455,19 +488,22 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     # -- 1:1 against a person, 1:N ------------------------------------------------------
 
     @app.post("/v1/collections/{collection}/persons/{person}/verify", response_model=schemas.PersonVerifyOut,
-              tags=["faces"], openapi_extra={"requestBody": {"content": IMAGE_CONTENT, "required": True,
-                                                             "description": "field `image`: one face"}})
+              tags=["faces"], openapi_extra={"requestBody": {"content": schemas.FACE_IMAGE_BODY, "required": True,
+                                                             "description": "field `image`: one face, or name it "
+                                                                            "with `face`, `box` or `largest`"}})
     async def verify_person(collection: str, person: str, request: Request, key: Reader,
                             require_live: bool = False) -> dict:
         """Is the face in `image` this enrolled person? (best score over their templates)"""
+        person = normalise_name(person)
         info = service.collections.info(collection)
-        images, _ = await _read_images(request, ("image",), 1)
-        _, data = _one(images, "image")
+        images, fields = await _read_images(request, ("image",), 1)
+        label, data = _one(images, "image")
+        choice = picking.choices(fields, 1)[0]
         gallery = service.collections.gallery(collection)
         pid = gallery.get_person(person).id
 
         def run(engine) -> dict:
-            face = engine.single_face(data, largest=True)
+            face = _chosen_face(engine, label, data, choice)
             if require_live:
                 check = engine.check_live(face)
                 if not check.is_live:
@@ -485,22 +521,23 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         return await service.pool.submit(info.profile, run)
 
     @app.post("/v1/collections/{collection}/identify", response_model=schemas.IdentifyOut, tags=["faces"],
-              openapi_extra={"requestBody": {"content": IMAGE_CONTENT, "required": True,
+              openapi_extra={"requestBody": {"content": schemas.IMAGE_BODY, "required": True,
                                              "description": "field `image`: any number of faces"}})
     async def identify(collection: str, request: Request, key: Reader,
                        top_k: Annotated[int, Query(ge=1)] = 3, require_live: bool = False) -> dict:
         """Name every face in `image`: top-k candidates, and `unknown` when none reaches the threshold."""
         info = service.collections.info(collection)
         images, _ = await _read_images(request, ("image",), 1)
-        _, data = _one(images, "image")
+        label, data = _one(images, "image")
         gallery = service.collections.gallery(collection)
         k = min(top_k, settings.max_top_k)
 
         def run(engine) -> dict:
-            image = engine.load(data)
+            image = picking.load(engine, data, label)
             results = engine.identify(image, gallery, k=k, require_live=require_live)
             request.state.audit_details = {"faces": len(results), "matched": [r.person for r in results if r.person],
-                                           "rejected": sum(bool(r.rejected) for r in results)}
+                                           "rejected": sum(bool(r.rejected) for r in results),
+                                           "skipped": sum(bool(r.skipped) for r in results)}
             return {"width": image.shape[1], "height": image.shape[0], "threshold": round(engine.threshold, 4),
                     "fmr": engine.fmr, "model": engine.model_id,
                     "faces": [{**r.to_dict(), "unknown": r.person is None} for r in results]}

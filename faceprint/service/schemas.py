@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from ..image_io import ACCEPTED_FORMATS
+
 
 class ErrorDetail(BaseModel):
     code: str = Field(description="stable machine-readable code, e.g. no_face, image_too_large, forbidden")
@@ -70,10 +72,16 @@ class FaceBox(BaseModel):
     quality_reasons: list[str]
 
 
+class DetectedFace(FaceBox):
+    index: int = Field(description="position in this list (largest box first, ties in detector order; the same "
+                                   "image always gives the same order): the value to send as `face`")
+    usable: bool = Field(description="passes the quality gate; only usable faces are enrolled, verified or searched")
+
+
 class DetectOut(BaseModel):
     width: int
     height: int
-    faces: list[FaceBox]
+    faces: list[DetectedFace]
 
 
 class LivenessOut(BaseModel):
@@ -109,8 +117,13 @@ class IdentifiedFace(BaseModel):
     person: str | None = Field(description="the identity, or null when the face is unknown")
     unknown: bool
     candidates: list[CandidateOut]
+    tied: list[str] = Field(default_factory=list,
+                            description="people tied for first place: two or more at or above the threshold within "
+                                        "0.01 of the best score (the same face under two names?); empty when none")
     liveness: LivenessOut | None = None
     rejected: str | None = Field(default=None, description="with require_live=true: why this face was not searched")
+    skipped: str | None = Field(default=None, description="why this face was not searched at all, e.g. 'low quality "
+                                                          "(profile, 0.21)'; it then has no candidates")
 
 
 class IdentifyOut(BaseModel):
@@ -145,8 +158,119 @@ class PersonDetail(PersonOut):
 
 class EnrolOut(PersonOut):
     faces_added: list[int]
+    already_enrolled: list[str] = Field(default_factory=list,
+                                        description="uploads not stored again: the same image (same decoded "
+                                                    "pixels) is already enrolled for this person")
+    thumbnails: list[str] = Field(description="a small JPEG crop of each face added, as a data: URL (same order as "
+                                              "faces_added); not stored")
 
 
 class Deleted(BaseModel):
     deleted: str
     faces_removed: int
+
+
+# -- request bodies of the image endpoints ------------------------------------------------------
+# The routes read multipart or JSON bodies themselves (one code path for both); these models only
+# describe them in the OpenAPI document, through ``image_content``.
+
+IMAGE_FILE = f"an image file ({ACCEPTED_FORMATS}), at most the service's upload limit"
+IMAGE_BASE64 = "the image file's bytes in base64 (a data: URL is accepted)"
+FACE = ("which face, when the image holds several usable ones: its `index` in POST /v1/detect's list for the "
+        "same image")
+BOX = "which face, by its box: x,y,w,h in pixels (the detected face overlapping it most, IoU >= 0.5)"
+LARGEST = "true: take the largest usable face when there are several"
+
+
+class ImageForm(BaseModel):
+    """multipart/form-data: one image."""
+
+    image: bytes = Field(description=IMAGE_FILE)
+
+
+class ImageJson(BaseModel):
+    """application/json: one image in base64."""
+
+    image: str = Field(description=IMAGE_BASE64)
+
+
+class FaceImageForm(ImageForm):
+    """multipart/form-data: one image and, optionally, which of its faces to use."""
+
+    face: int | None = Field(default=None, ge=0, description=FACE)
+    box: str | None = Field(default=None, description=BOX, examples=["120,80,96,110"])
+    largest: bool = Field(default=False, description=LARGEST)
+
+
+class FaceImageJson(ImageJson):
+    """application/json: one image in base64 and, optionally, which of its faces to use."""
+
+    face: int | None = Field(default=None, ge=0, description=FACE)
+    box: list[float] | None = Field(default=None, min_length=4, max_length=4, description=BOX)
+    largest: bool = Field(default=False, description=LARGEST)
+
+
+class PairForm(BaseModel):
+    """multipart/form-data: images `a` and `b`, one face each (or named by `face_a`/`box_a`, `face_b`/`box_b`)."""
+
+    a: bytes = Field(description=IMAGE_FILE)
+    b: bytes = Field(description=IMAGE_FILE)
+    face_a: int | None = Field(default=None, ge=0, description=FACE + " (image a)")
+    box_a: str | None = Field(default=None, description=BOX + " (image a)")
+    face_b: int | None = Field(default=None, ge=0, description=FACE + " (image b)")
+    box_b: str | None = Field(default=None, description=BOX + " (image b)")
+    largest: bool = Field(default=False, description=LARGEST + " (both images)")
+
+
+class PairJson(BaseModel):
+    """application/json: images `a` and `b` in base64 (faces named as in the multipart form)."""
+
+    a: str = Field(description=IMAGE_BASE64)
+    b: str = Field(description=IMAGE_BASE64)
+    face_a: int | None = Field(default=None, ge=0, description=FACE + " (image a)")
+    box_a: list[float] | None = Field(default=None, min_length=4, max_length=4, description=BOX + " (image a)")
+    face_b: int | None = Field(default=None, ge=0, description=FACE + " (image b)")
+    box_b: list[float] | None = Field(default=None, min_length=4, max_length=4, description=BOX + " (image b)")
+    largest: bool = Field(default=False, description=LARGEST + " (both images)")
+
+
+class EnrolForm(BaseModel):
+    """multipart/form-data: one or more images of the person (repeat the field), all enrolled or none."""
+
+    images: list[bytes] = Field(min_length=1, description=IMAGE_FILE + "; repeat the field for more images")
+    face: list[str] | None = Field(default=None, description=FACE + "; one value per image, in order, empty for "
+                                                                    "an image with one usable face")
+    box: list[str] | None = Field(default=None, description=BOX + "; one value per image, in order, empty for an "
+                                                                  "image with one usable face")
+    largest: bool = Field(default=False, description=LARGEST + " (every image)")
+    metadata: str | None = Field(default=None, description="a JSON object stored with the person, as text",
+                                 examples=['{"team": "exec"}'])
+
+
+class EnrolJson(BaseModel):
+    """application/json: one or more images of the person in base64, all enrolled or none."""
+
+    images: list[str] = Field(min_length=1, description=IMAGE_BASE64 + "; a list, or one string for one image")
+    face: list[int | None] | None = Field(default=None, description=FACE + "; one per image, null for an image "
+                                                                           "with one usable face")
+    box: list[list[float] | None] | None = Field(default=None, description=BOX + "; one [x, y, w, h] per image, "
+                                                                                 "null for an image with one face")
+    largest: bool = Field(default=False, description=LARGEST + " (every image)")
+    metadata: dict | None = Field(default=None, description="a JSON object stored with the person")
+
+
+def image_content(form: type[BaseModel], json_body: type[BaseModel]) -> dict:
+    """The OpenAPI ``requestBody.content`` of an image endpoint: ``form`` as multipart, ``json_body`` as JSON.
+
+    Both schemas are inlined (they have no nested models), so Swagger UI and client generators
+    show every field, its type (a file is ``string``/``binary``) and its description.
+    """
+    return {"multipart/form-data": {"schema": form.model_json_schema()},
+            "application/json": {"schema": json_body.model_json_schema()}}
+
+
+# The requestBody content of each image endpoint (app.py passes them as openapi_extra).
+IMAGE_BODY = image_content(ImageForm, ImageJson)  # detect, identify
+FACE_IMAGE_BODY = image_content(FaceImageForm, FaceImageJson)  # verify against an enrolled person
+PAIR_BODY = image_content(PairForm, PairJson)  # verify two images
+ENROL_BODY = image_content(EnrolForm, EnrolJson)  # enrol a person

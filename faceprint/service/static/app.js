@@ -1,7 +1,10 @@
 "use strict";
 // The faceprint web page: talks to the same REST API as any client, with the key the user types.
 const $ = (id) => document.getElementById(id);
-const state = { key: sessionStorage.getItem("faceprint-key") || "", collection: "" };
+const state = { key: sessionStorage.getItem("faceprint-key") || "", collection: "", keepImages: false,
+  thumbs: {} };  // thumbs: "collection/person" -> data: URL of a face enrolled from this page
+// The enrolment in progress: its photos and, per photo, the chosen face index (null: the only face).
+const enrolment = { name: "", files: [], choices: [] };
 
 function say(message, isError = false) {
   const el = $("status");
@@ -9,7 +12,13 @@ function say(message, isError = false) {
   el.className = isError ? "error" : "";
 }
 
+function requireAccess() {
+  if (!state.key) throw new Error("No key yet: enter an API key first (Access, above).");
+  if (!state.collection) throw new Error("No collection yet: choose or create a collection first (Access, above).");
+}
+
 async function api(method, path, body) {
+  if (!state.key) throw new Error("No key yet: enter an API key first (Access, above).");
   const headers = { "Authorization": "Bearer " + state.key };
   const options = { method, headers };
   if (body instanceof FormData) options.body = body;
@@ -19,7 +28,9 @@ async function api(method, path, body) {
   const data = await response.json().catch(() => ({}));
   if (!response.ok) {
     const err = data.error || { code: "http_" + response.status, message: response.statusText };
-    throw new Error(err.message + " (" + err.code + ")");
+    const error = new Error(err.message + " (" + err.code + ")");
+    error.code = err.code;
+    throw error;
   }
   return data;
 }
@@ -43,6 +54,7 @@ async function showCollection() {
     return;
   }
   const c = await api("GET", base());
+  state.keepImages = c.keep_images;
   $("threshold").textContent = `Threshold in use: ${c.threshold.toFixed(4)} cosine similarity ` +
     `(false-match rate ${c.fmr}, profile ${c.profile}, model ${c.model}). ` +
     `${c.persons} people, ${c.faces} faces.`;
@@ -59,6 +71,7 @@ async function loadPeople() {
     button.textContent = "Delete";
     button.setAttribute("aria-label", "Delete " + p.name);
     button.addEventListener("click", () => deletePerson(p.name));
+    tr.appendChild(thumbCell(p.name));
     for (const text of [p.name, String(p.face_count), p.created_at.slice(0, 19).replace("T", " ")]) {
       const td = document.createElement("td");
       td.textContent = text;
@@ -72,6 +85,59 @@ async function loadPeople() {
   });
   $("people").replaceChildren(...rows);
   $("people-empty").hidden = people.length > 0;
+}
+
+function loadImage(src) {
+  return new Promise((resolve, reject) => {
+    const img = new Image();
+    img.onload = () => resolve(img);
+    img.onerror = () => reject(new Error("the browser cannot show this image"));
+    img.src = src;
+  });
+}
+
+// A square-ish JPEG crop of box [x, y, w, h] (plus a quarter of its size on every side) as a data: URL.
+function cropToDataURL(img, box, size = 96) {
+  const [x, y, w, h] = box;
+  const x0 = Math.max(0, x - w / 4), y0 = Math.max(0, y - h / 4);
+  const x1 = Math.min(img.naturalWidth, x + w * 1.25), y1 = Math.min(img.naturalHeight, y + h * 1.25);
+  const scale = Math.min(1, size / Math.max(x1 - x0, y1 - y0));
+  const canvas = document.createElement("canvas");
+  canvas.width = Math.max(1, Math.round((x1 - x0) * scale));
+  canvas.height = Math.max(1, Math.round((y1 - y0) * scale));
+  canvas.getContext("2d").drawImage(img, x0, y0, x1 - x0, y1 - y0, 0, 0, canvas.width, canvas.height);
+  return canvas.toDataURL("image/jpeg", 0.85);
+}
+
+// A person's thumbnail: the crop returned when they were enrolled from this page, else (in a
+// collection that keeps images) a crop of their first kept image; null when there is neither.
+async function personThumb(name) {
+  const known = state.thumbs[state.collection + "/" + name];
+  if (known || !state.keepImages) return known || null;
+  const detail = await api("GET", base() + "/persons/" + enc(name));
+  const face = detail.faces.find((f) => f.has_image && f.box);
+  if (!face) return null;
+  const response = await fetch(base() + "/faces/" + face.id + "/image",
+    { headers: { "Authorization": "Bearer " + state.key } });
+  if (!response.ok) return null;
+  const url = URL.createObjectURL(await response.blob());
+  try { return cropToDataURL(await loadImage(url), face.box); } finally { URL.revokeObjectURL(url); }
+}
+
+function thumbCell(name) {
+  const td = document.createElement("td");
+  td.className = "thumb";
+  td.textContent = "-";
+  td.title = "no image: the collection does not keep images and this face was not enrolled on this page";
+  personThumb(name).then((src) => {
+    if (!src) return;
+    const img = new Image();
+    img.src = src;
+    img.alt = "Face of " + name;
+    td.replaceChildren(img);
+    td.title = "";
+  }).catch(() => {});
+  return td;
 }
 
 async function deletePerson(name) {
@@ -96,15 +162,16 @@ function drawResults(file, result) {
     for (const f of result.faces) {
       const [x, y, w, h] = f.face.box;
       const known = !f.unknown;
+      const colour = f.skipped ? "#8c8c8c" : known ? "#1fa31f" : "#d11a1a";
       ctx.lineWidth = line;
-      ctx.strokeStyle = known ? "#1fa31f" : "#d11a1a";
+      ctx.strokeStyle = colour;
       ctx.setLineDash(known ? [] : [8, 6]);
       ctx.strokeRect(x, y, w, h);
-      const label = known ? f.person : "unknown";
+      const label = f.skipped ? "skipped" : known ? f.person : "unknown";
       const tw = ctx.measureText(label).width + 8;
       const th = parseInt(ctx.font, 10) + 6;
       ctx.setLineDash([]);
-      ctx.fillStyle = known ? "#1fa31f" : "#d11a1a";
+      ctx.fillStyle = colour;
       ctx.fillRect(x, Math.max(0, y - th), tw, th);
       ctx.fillStyle = "#fff";
       ctx.fillText(label, x + 4, Math.max(th - 6, y - 6));
@@ -116,8 +183,8 @@ function drawResults(file, result) {
   const items = result.faces.map((f, i) => {
     const li = document.createElement("li");
     const best = f.candidates[0];
-    li.className = f.unknown ? "unknown" : "known";
-    li.textContent = f.unknown
+    li.className = f.skipped ? "skipped" : f.unknown ? "unknown" : "known";
+    li.textContent = f.skipped ? `Face ${i + 1}: skipped, not searched (${f.skipped})` : f.unknown
       ? `Face ${i + 1}: unknown` + (best ? ` (nearest ${best.person}, score ${best.score.toFixed(3)})` : "")
       : `Face ${i + 1}: ${f.person} (score ${best.score.toFixed(3)})`;
     return li;
@@ -153,19 +220,94 @@ $("create-form").addEventListener("submit", guard(async () => {
   say(`Created collection ${name}.`);
 }));
 
-$("enrol-form").addEventListener("submit", guard(async () => {
-  const name = $("enrol-name").value.trim();
-  const files = $("enrol-files").files;
+function showEnrolled(r) {
+  const images = r.thumbnails.map((src, n) => {
+    const img = new Image();
+    img.src = src;
+    img.alt = `${r.name}, face ${n + 1} enrolled`;
+    return img;
+  });
+  if (images.length) state.thumbs[state.collection + "/" + r.name] = r.thumbnails[0];
+  const caption = document.createElement("span");
+  caption.textContent = `Enrolled for ${r.name}:`;
+  $("enrolled").replaceChildren(caption, ...images);
+  $("enrolled").hidden = images.length === 0;
+}
+
+// Offer the faces of the first photo (without a choice yet) that holds several usable faces.
+async function offerPicker() {
+  for (let i = 0; i < enrolment.files.length; i++) {
+    if (enrolment.choices[i] !== null) continue;
+    const file = enrolment.files[i];
+    const form = new FormData();
+    form.append("image", file, file.name);
+    const usable = (await api("POST", "/v1/detect", form)).faces.filter((f) => f.usable);
+    if (usable.length < 2) continue;
+    const url = URL.createObjectURL(file);
+    let img;
+    try { img = await loadImage(url); } finally { URL.revokeObjectURL(url); }
+    const buttons = usable.map((f, n) => {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "face-choice";
+      button.dataset.index = String(f.index);
+      button.setAttribute("aria-label", `Face ${n + 1} of ${usable.length} in ${file.name}`);
+      const crop = new Image();
+      crop.src = cropToDataURL(img, f.box);
+      crop.alt = "";
+      button.appendChild(crop);
+      button.addEventListener("click", guard(async () => {
+        enrolment.choices[i] = f.index;
+        $("face-picker").hidden = true;
+        await submitEnrolment();
+      }));
+      return button;
+    });
+    $("picker-prompt").textContent =
+      `${file.name} shows ${usable.length} faces: choose the one to enrol as ${enrolment.name}.`;
+    $("picker-faces").replaceChildren(...buttons);
+    $("face-picker").hidden = false;
+    say(`Choose the face of ${enrolment.name} in ${file.name}.`);
+    buttons[0].focus();
+    return true;
+  }
+  return false;
+}
+
+async function submitEnrolment() {
+  const { name, files, choices } = enrolment;
   const form = new FormData();
   for (const f of files) form.append("images", f, f.name);
+  if (choices.some((c) => c !== null)) for (const c of choices) form.append("face", c === null ? "" : String(c));
   say(`Enrolling ${name} from ${files.length} photo(s)...`);
-  const r = await api("POST", base() + "/persons/" + enc(name) + "/faces", form);
+  let r;
+  try {
+    r = await api("POST", base() + "/persons/" + enc(name) + "/faces", form);
+  } catch (e) {
+    if (e.code === "multiple_faces" && await offerPicker()) return;
+    throw e;
+  }
   say(`Enrolled ${r.name}: ${r.faces_added.length} face(s) added, ${r.face_count} in all.`);
+  showEnrolled(r);
   $("enrol-form").reset();
   await showCollection();
+}
+
+$("enrol-form").addEventListener("submit", guard(async () => {
+  requireAccess();
+  const files = [...$("enrol-files").files];
+  Object.assign(enrolment, { name: $("enrol-name").value.trim(), files, choices: files.map(() => null) });
+  $("face-picker").hidden = true;
+  await submitEnrolment();
 }));
 
+$("picker-cancel").addEventListener("click", () => {
+  $("face-picker").hidden = true;
+  say("Enrolment cancelled: nothing was stored.");
+});
+
 $("identify-form").addEventListener("submit", guard(async () => {
+  requireAccess();
   const file = $("identify-file").files[0];
   const form = new FormData();
   form.append("image", file, file.name);
@@ -173,7 +315,9 @@ $("identify-form").addEventListener("submit", guard(async () => {
   const r = await api("POST", base() + "/identify", form);
   drawResults(file, r);
   const known = r.faces.filter((f) => !f.unknown).length;
-  say(`${r.faces.length} face(s): ${known} known, ${r.faces.length - known} unknown.`);
+  const skipped = r.faces.filter((f) => f.skipped).length;
+  say(`${r.faces.length} face(s): ${known} known, ${r.faces.length - known - skipped} unknown` +
+    (skipped ? `, ${skipped} skipped (too poor to search).` : "."));
 }));
 
 if (state.key) {
