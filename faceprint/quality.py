@@ -8,9 +8,14 @@ pulled it down:
 - ``profile``: the nose far from the eyes' midline, a proxy for yaw (0 at a full profile);
 - ``uncertain``: a low detector score;
 - ``dark``: an underexposed face, by the mean grey level (0..255) of the same region
-  (:func:`brightness`), 0 at ``dark_low``. A dark face's sharpness is measured after scaling that
-  region up to ``dark_high`` mean grey (Laplacian variance times the gain squared), so darkness is
-  reported as ``dark``, not as ``blurry``; faces at or above ``dark_high`` are measured as they are.
+  (:func:`brightness`), 0 at ``dark_low``, 1 from ``dark_high``.
+
+The Laplacian variance falls with the square of the exposure, so a dark crop would read as blurry.
+Sharpness is therefore judged at a normal exposure: a region darker than ``blur_ref_grey`` (65, about
+the 1st percentile of usable faces in LFW, UTKFace and deepface's set) has its variance multiplied by ``(blur_ref_grey / mean)**2``,
+as if scaled up to that mean grey. An underexposed face is reported as ``dark``, not ``blurry``;
+faces at or above ``blur_ref_grey`` (about 99% of them) are measured exactly as before; of 1,122
+faces detected there, 2 changed (dim, dark-skinned faces no longer called blurry).
 
 Faces below ``min_quality`` are dropped before alignment. The defaults keep every usable LFW face
 and drop tiny, smeared, side-on or underexposed detections that make unreliable templates. The
@@ -49,6 +54,7 @@ class QualityGate:
     min_score: float = 0.5
     dark_low: float = 8.0
     dark_high: float = 30.0
+    blur_ref_grey: float = 65.0
 
     def factors(self, face: Face) -> dict[str, float]:
         """The five quality factors of ``face``, each in [0, 1] (``blurry`` and ``dark`` are 1 without an image)."""
@@ -63,7 +69,7 @@ class QualityGate:
         if face.image is not None:
             grey = _central_grey(face)
             mean = float(grey.mean())
-            gain = self.dark_high / max(mean, 1.0) if mean < self.dark_high else 1.0
+            gain = self.blur_ref_grey / max(mean, 1.0) if mean < self.blur_ref_grey else 1.0
             factors["blurry"] = _ramp(_laplacian_var(grey) * gain**2, self.blur_low, self.blur_high)
             factors["dark"] = _ramp(mean, self.dark_low, self.dark_high)
         return factors
