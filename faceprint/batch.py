@@ -57,9 +57,12 @@ from .errors import (
     FaceprintError,
     ImageDecodeError,
     ImageTooLargeError,
+    InvalidNameError,
+    PersonNotFoundError,
     UnsupportedInputError,
 )
 from .image_io import ACCEPTED_FORMATS, IMAGE_SUFFIXES
+from .names import normalise_name
 
 #: Skip reasons, in report order. The first five come from examining an image.
 NO_FACE = "no face"
@@ -75,8 +78,12 @@ NESTED_FOLDER = "nested folder"
 NOT_A_FILE = "not a regular file"
 #: ... and this from the gallery (not listed one by one).
 ALREADY_ENROLLED = "already enrolled"
+#: ... and these from the names and faces already enrolled (see enrol_tree).
+INVALID_NAME = "invalid person name"
+MATCHES_OTHER = "matches another person"
 SCAN_REASONS = (UNSUPPORTED_EXTENSION, HIDDEN, NOT_IN_PERSON_FOLDER, NESTED_FOLDER, NOT_A_FILE)
-SKIP_REASONS = (NO_FACE, LOW_QUALITY, SEVERAL_FACES, UNREADABLE, FAILED, *SCAN_REASONS, ALREADY_ENROLLED)
+SKIP_REASONS = (NO_FACE, LOW_QUALITY, SEVERAL_FACES, UNREADABLE, FAILED, *SCAN_REASONS, INVALID_NAME, MATCHES_OTHER,
+                ALREADY_ENROLLED)
 PAUSE_ENV = "FACEPRINT_BATCH_PAUSE_AFTER"
 
 DEFAULT_CHUNK_SIZE = 64  # faces per transaction at most
@@ -206,6 +213,7 @@ class ImageResult:
     quality: float | None = None
     reason: str | None = None
     detail: str | None = None
+    sha256: str | None = None  # of the decoded image (faceprint.engine.image_digest)
 
     @property
     def ok(self) -> bool:
@@ -268,8 +276,11 @@ def _process(job: ImageJob, largest: bool = False) -> ImageResult:
         template = engine.embed_faces([face])[0]
     except FaceprintError as exc:
         return skip(FAILED, str(exc))
+    from .engine import image_digest
+
     return ImageResult(job.person, job.path, job.source, vector=np.asarray(template.vector, np.float32),
-                       model=template.model, box=face.box.as_list(), quality=float(face.quality))
+                       model=template.model, box=face.box.as_list(), quality=float(face.quality),
+                       sha256=image_digest(image))
 
 
 @contextmanager
@@ -316,6 +327,38 @@ def process_images(
 
 
 # -- parent side -----------------------------------------------------------------------------
+
+
+def _duplicate(res: ImageResult, store, pending: list, digests: dict[str, set[str]], threshold: float,
+               allow_duplicate: bool) -> str | None:
+    """Why the face of ``res`` must not be enrolled: :data:`ALREADY_ENROLLED`, or the detail of a match
+    with another person (in ``store`` or the ``pending`` chunk) at or above ``threshold``; None when new.
+
+    ``digests`` caches each person's image digests (read from ``store`` on first use); the digest
+    of ``res`` is added to it when ``res`` is to be enrolled.
+    """
+    person = res.person
+    if person not in digests:
+        digests[person] = set()
+        if store is not None:
+            try:
+                digests[person] = {f.sha256 for f in store.faces(person) if f.sha256}
+            except PersonNotFoundError:
+                pass
+    if res.sha256 is not None and res.sha256 in digests[person]:
+        return ALREADY_ENROLLED
+    if not allow_duplicate:
+        scores = [(c.score, c.person) for c in (store.search_many(res.vector[None, :], k=2)[0] if store else [])
+                  if c.person != person]
+        scores += [(float(np.max(np.stack([i.template.vector for i in items]) @ res.vector)), other)
+                   for other, items in pending if other != person]
+        best = max(scores, default=None)
+        if best is not None and best[0] >= threshold:
+            return (f"the face already matches {best[1]!r} (similarity {best[0]:.4f} >= threshold {threshold:.4f}); "
+                    f"the same person under two names? Re-run with --allow-duplicate if they are different people")
+    if res.sha256 is not None:
+        digests[person].add(res.sha256)
+    return None
 
 
 @dataclass
@@ -373,6 +416,7 @@ def enrol_tree(
     progress: bool = False,
     key=None,
     transform=None,
+    allow_duplicate: bool = False,
 ) -> BatchSummary:
     """Enrol every person folder of ``root`` into the SQLite gallery at ``gallery`` (created if missing).
 
@@ -382,12 +426,20 @@ def enrol_tree(
     arrived since the last write, once there are ``chunk_size`` of them or ``flush_every_s`` seconds
     have passed (and at the end). ``key`` (a :class:`~faceprint.crypto.GalleryKey`) and
     ``transform`` (a :class:`~faceprint.cancelable.CancelableTransform`) go to the gallery.
+
+    Folder names are person names in canonical form (:func:`faceprint.names.normalise_name`); a
+    folder whose name cannot be one is skipped (``invalid person name``). A face whose image (same
+    decoded pixels) is already enrolled for the person, or earlier in this run, counts as ``already
+    enrolled``; unless ``allow_duplicate``, a face scoring at or above the profile's threshold
+    (FMR 1e-3) against another person, in the gallery or earlier in this run, is skipped as
+    ``matches another person``, naming them and the score.
     """
     from .engine import Engine
     from .gallery import EnrolmentItem, Gallery
     from .types import Template
 
-    model_id = Engine(profile).model_id  # resolves the profile name; loads no model
+    profile_engine = Engine(profile)  # resolves the profile name; loads no model
+    model_id, threshold = profile_engine.model_id, profile_engine.threshold
     scan = scan_tree(root)
     people = scan.people
     if not people:
@@ -407,7 +459,15 @@ def enrol_tree(
             summary.skip_counts[skip["reason"]] += 1
             summary.skipped.append(skip)
         jobs = []
-        for person, images in people:
+        for folder, images in people:
+            try:
+                person = normalise_name(folder)
+            except InvalidNameError as exc:
+                summary.images += len(images)
+                summary.skip_counts[INVALID_NAME] += len(images)
+                summary.skipped += [{"person": folder, "image": str(path), "reason": INVALID_NAME, "detail": str(exc)}
+                                    for path in images]
+                continue
             for path in images:
                 summary.images += 1
                 try:
@@ -425,6 +485,7 @@ def enrol_tree(
 
         pending: list[tuple[str, list[EnrolmentItem]]] = []  # the chunk: (person, faces) in job order
         pending_faces = 0
+        digests: dict[str, set[str]] = {}  # person -> image digests in the gallery or this run (read lazily)
         last_flush = time.monotonic()
 
         def flush() -> None:
@@ -450,11 +511,20 @@ def enrol_tree(
                                      min_quality=min_quality, model_config=model_config)
             try:
                 for res in results:
-                    if res.ok:
+                    duplicate = (_duplicate(res, store, pending, digests, threshold, allow_duplicate)
+                                 if res.ok else None)
+                    if duplicate == ALREADY_ENROLLED:
+                        summary.skip_counts[ALREADY_ENROLLED] += 1
+                    elif duplicate is not None:
+                        summary.skip_counts[MATCHES_OTHER] += 1
+                        summary.skipped.append({"person": res.person, "image": res.path, "reason": MATCHES_OTHER,
+                                                "detail": duplicate})
+                    elif res.ok:
                         if not pending or pending[-1][0] != res.person:
                             pending.append((res.person, []))
                         pending[-1][1].append(EnrolmentItem(template=Template(res.vector, res.model),
-                                                            source=res.source, box=res.box, quality=res.quality))
+                                                            source=res.source, box=res.box, quality=res.quality,
+                                                            sha256=res.sha256))
                         pending_faces += 1
                     else:
                         summary.skip_counts[res.reason] += 1
