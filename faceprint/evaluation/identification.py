@@ -360,6 +360,7 @@ class IdentificationReport:
     face_found: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     plot: str | None = None
+    histogram: str | None = None
 
     def to_dict(self) -> dict:
         """Plain JSON-serialisable dict of all fields."""
@@ -435,9 +436,20 @@ def run_identify(
     distractors: Sequence[int] = (0,), distractor_images: Path | None = None, seed: int = 0,
     progress: bool = True, cache: bool = True,
 ) -> IdentificationReport:
-    """Run the protocol on an LFW-layout folder; writes ``report.json`` and ``det.png`` in ``out_dir``."""
+    """Run the protocol on an LFW-layout folder; writes ``report.json``, ``det.png`` and ``scores.png`` in ``out_dir``.
+
+    ``det.png``: FNIR against FPIR per gallery size, axes from the rates the probes resolve, with
+    the profile's calibrated thresholds and the engine's threshold in use marked on the curve
+    without distractors (when 0 is among ``distractors``). ``scores.png``: without distractors,
+    each mated probe's score against its mate and each non-mated probe's best gallery score, with
+    the same thresholds.
+
+    Raises:
+        FaceprintError: ``images_root`` is not a folder or lacks gallery or non-mated people.
+    """
     from ..errors import FaceprintError
-    from .plots import plot_identification_det
+    from .plots import plot_identification_det, plot_score_histogram
+    from .runner import engine_operating_points
 
     images_root = Path(images_root)
     if not images_root.is_dir():
@@ -456,28 +468,43 @@ def run_identify(
                   f"({', '.join(f'{k} {v}' for k, v in sorted(real_how.items()))}), then {source}")
     if max(distractors, default=0) == 0:
         source = "none"
-    results, curves = evaluate(
-        np.stack([templates[n] for n in split.gallery]),
-        np.stack([templates[n] for n in split.mated]),
-        split.mated_people,
-        np.stack([templates[n] for n in split.nonmated]),
-        distractors, real, seed=seed,
-    )
+    gallery = np.stack([templates[n] for n in split.gallery])
+    mated = np.stack([templates[n] for n in split.mated])
+    nonmated = np.stack([templates[n] for n in split.nonmated])
+    results, curves = evaluate(gallery, mated, split.mated_people, nonmated, distractors, real, seed=seed)
     elapsed = time.perf_counter() - started
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    # Without distractors: the scores behind the histogram and the marked thresholds.
+    base = search(np.concatenate([mated, nonmated]), gallery,
+                  np.r_[np.asarray(split.mated_people, dtype=np.int64), np.full(len(nonmated), -1, dtype=np.int64)])
+    nonmated_top1 = base.top1_score[len(mated):]
+    points = engine_operating_points(engine)
+    names = {r.distractors: f"{r.gallery_size} enrolled ({r.distractors} distractors)" for r in results}
+    marks = {names[0]: [(p, fpir_at(nonmated_top1, p.threshold), fnir_at(base.mate_rank, base.mate_score, p.threshold))
+                        for p in points]} if 0 in names else {}
+    where = f"{images_root.parent.name}/{images_root.name}"
     plot = plot_identification_det(
-        {f"{r.gallery_size} enrolled ({r.distractors} distractors)": curves[r.distractors] for r in results},
+        {names[r.distractors]: curves[r.distractors] for r in results},
         out_dir / "det.png",
-        title=f"Open-set 1:N on {images_root.parent.name}/{images_root.name}: {engine.profile.name}",
+        title=f"Open-set 1:N on {where}: {engine.profile.name}",
+        counts=(len(nonmated), len(mated)), marks=marks,
+    )
+    histogram = plot_score_histogram(
+        np.r_[base.mate_score, nonmated_top1], np.r_[np.ones(len(mated), bool), np.zeros(len(nonmated), bool)],
+        out_dir / "scores.png", points=points,
+        title=f"Open-set 1:N on {where}: {engine.profile.name}, {len(gallery)} enrolled, no distractors",
+        mated_name="mated probes: score of their mate", non_mated_name="non-mated probes: best score in the gallery",
     )
     report = IdentificationReport(
         profile=engine.profile.name, model=engine.model_id, images=str(images_root),
         people=len(split.people) + len(split.nonmated), gallery=len(split.gallery),
         mated_probes=len(split.mated), nonmated_probes=len(split.nonmated), results=results,
         distractor_source=source, face_found=how, seconds=round(elapsed, 1), plot=str(plot),
+        histogram=str(histogram),
     )
     payload = report.to_dict()
-    payload["summary_lines"] = report.summary_lines() + [f"plot: {plot}; figures: {out_dir / 'report.json'}"]
+    payload["summary_lines"] = report.summary_lines() + [
+        f"plots: {plot} (DET), {histogram} (scores); figures: {out_dir / 'report.json'}"]
     (out_dir / "report.json").write_text(json.dumps(payload, indent=2))
     return report

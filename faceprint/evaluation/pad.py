@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -250,7 +251,7 @@ def run_pad_eval(root: str | Path, out: str | Path, *, threshold: float | None =
     detector = registry.load_detector("yunet")
     rows = []
     todo = [(kind, p) for kind, paths in groups.items() for p in paths]
-    for kind, path in tqdm(todo, desc="PAD", unit="img", disable=not progress):
+    for kind, path in tqdm(todo, desc="PAD", unit="img", disable=not (progress and sys.stderr.isatty())):
         image = load_image(path)
         face = pad_face(detector.detect(image))
         result = model.check(image, face)

@@ -12,7 +12,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -23,11 +25,12 @@ from tqdm import tqdm
 
 from ..detection import central_face
 from ..engine import Engine
+from ..errors import FaceprintError
 from ..models.yunet import YuNetDetector
 from ..types import Box, Face
 from .lfw import missing_images, pair_scores, read_pairs
 from .metrics import verification_report
-from .plots import plot_roc_det
+from .plots import OperatingPoint, operating_points, plot_det, plot_score_histogram
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +125,9 @@ def cached_templates(
 ) -> tuple[dict[str, np.ndarray], dict[str, int]]:
     """``compute(path) -> (vector, how)`` for every name not in ``store``; saves as it goes.
 
+    The progress bar is drawn only when ``progress`` is set and standard error is a terminal, so a
+    log file never fills with carriage returns.
+
     Returns every name's vector and a count of each ``how`` (how the face was found).
     """
     templates: dict[str, np.ndarray] = {}
@@ -136,7 +142,8 @@ def cached_templates(
             how_counts[hit[1]] = how_counts.get(hit[1], 0) + 1
     log.info("%s: %d cached, %d to compute", desc, len(templates), len(todo))
     try:
-        for i, name in enumerate(tqdm(todo, desc=desc, unit="img", disable=not progress)):
+        bar = tqdm(todo, desc=desc, unit="img", disable=not (progress and sys.stderr.isatty()))
+        for i, name in enumerate(bar):
             path = images_root / name
             vector, how = compute(path)
             templates[name] = vector
@@ -164,13 +171,45 @@ def lfw_templates(
     return cached_templates(store, images_root, names, compute, progress=progress)
 
 
+def engine_operating_points(engine: Engine) -> list[OperatingPoint]:
+    """The profile's calibrated thresholds and the engine's threshold in use (see :func:`operating_points`)."""
+    try:
+        from_fmr = math.isclose(engine.profile.threshold(engine.fmr), engine.threshold, abs_tol=1e-6)
+    except FaceprintError:  # no calibration covers engine.fmr: the threshold was given explicitly
+        from_fmr = False
+    return operating_points(engine.profile.thresholds, engine.threshold, engine.fmr if from_fmr else None)
+
+
+def score_summary(mated: np.ndarray, non_mated: np.ndarray, threshold: float) -> dict:
+    """Medians and tails of each class, and how each falls against ``threshold`` (JSON-ready).
+
+    ``mated`` and ``non_mated`` are 1-D similarity arrays; rates are fractions in [0, 1].
+    """
+    mated, non_mated = np.asarray(mated, np.float64), np.asarray(non_mated, np.float64)
+    return {
+        "mated": {"count": int(mated.size), "median": round(float(np.median(mated)), 4),
+                  "p01": round(float(np.percentile(mated, 1)), 4), "min": round(float(mated.min()), 4)},
+        "non_mated": {"count": int(non_mated.size), "median": round(float(np.median(non_mated)), 4),
+                      "p99": round(float(np.percentile(non_mated, 99)), 4), "max": round(float(non_mated.max()), 4)},
+        "threshold": round(float(threshold), 4),
+        "non_mated_at_or_above": int(np.sum(non_mated >= threshold)),
+        "mated_below": int(np.sum(mated < threshold)),
+    }
+
+
 def run_lfw(
     engine: Engine, images_root: Path, pairs_file: Path, out_dir: Path, *, progress: bool = True,
     cache: bool = True,
 ) -> dict:
-    """Run the LFW protocol; writes ``report.json`` and ``roc.png`` in ``out_dir``; returns the report."""
-    from ..errors import FaceprintError
+    """Run the LFW protocol; writes ``report.json``, ``det.png`` and ``scores.png`` in ``out_dir``.
 
+    ``det.png`` is the DET (FNMR against FMR, log axes, from the rates the pairs resolve) with the
+    profile's calibrated thresholds and the engine's threshold in use marked; ``scores.png`` the
+    mated and non-mated score histograms with the same thresholds. Returns the report.
+
+    Raises:
+        FaceprintError: an image the pairs file names is missing under ``images_root``.
+    """
     pairs = read_pairs(pairs_file)
     missing = missing_images(images_root, pairs)
     if missing:
@@ -186,8 +225,15 @@ def run_lfw(
     folds = np.array([p.fold for p in pairs])
     report = verification_report(scores, labels, folds)
     out_dir.mkdir(parents=True, exist_ok=True)
-    plot = plot_roc_det({engine.profile.name: (scores, labels)}, out_dir / "roc.png",
-                        title=f"LFW {pairs_file.name}: {engine.profile.name}")
+    points = engine_operating_points(engine)
+    name = f"LFW {pairs_file.name}: profile {engine.profile.name}"
+    plot = plot_det(scores, labels, out_dir / "det.png", name=engine.profile.name, points=points,
+                    title=f"{name}, DET")
+    histogram = plot_score_histogram(scores, labels, out_dir / "scores.png", points=points,
+                                     title=f"{name}, scores of {labels.sum()} mated and {(~labels).sum()} "
+                                           f"non-mated pairs")
+    summary = score_summary(scores[labels], scores[~labels], engine.threshold)
+    in_use = next(p for p in points if p.in_use)
     result = report.to_dict()
     result.update(
         {
@@ -197,14 +243,22 @@ def run_lfw(
             "images": len(names),
             "face_found": how,
             "seconds": round(elapsed, 1),
+            "scores": summary,
             "plot": str(plot),
+            "histogram": str(histogram),
         }
     )
     lines = [f"LFW protocol on {pairs_file.name} ({len(pairs)} pairs, {len(names)} images), profile "
              f"'{engine.profile.name}' ({engine.model_id})"]
     lines += report.summary_lines()
+    m, n = summary["mated"], summary["non_mated"]
+    lines.append(f"scores (cosine)    mated median {m['median']:.3f} (1% below {m['p01']:.3f}), "
+                 f"non-mated median {n['median']:.3f} (1% above {n['p99']:.3f})")
+    lines.append(f"threshold in use   {engine.threshold:.4f} ({in_use.label.removeprefix('in use: ')}): "
+                 f"non-mated at or above {summary['non_mated_at_or_above']}/{n['count']}, "
+                 f"mated below {summary['mated_below']}/{m['count']}")
     lines.append("faces: " + ", ".join(f"{k} {v}" for k, v in sorted(how.items())))
-    lines.append(f"plot: {plot}; figures: {out_dir / 'report.json'}")
+    lines.append(f"plots: {plot} (DET), {histogram} (scores); figures: {out_dir / 'report.json'}")
     result["summary_lines"] = lines
     (out_dir / "report.json").write_text(json.dumps(result, indent=2))
     return result
