@@ -8,16 +8,18 @@ gallery (a schema named in the URL's ``gallery=`` parameter), so they do not see
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
 import threading
+import unicodedata
 import uuid
 
 import numpy as np
 import pytest
 
-from faceprint.errors import GalleryError, ModelMismatchError, PersonNotFoundError
+from faceprint.errors import GalleryError, InvalidNameError, ModelMismatchError, PersonNotFoundError
 from faceprint.gallery import EnrolmentItem, Gallery, GalleryStore, open_gallery
 from faceprint.types import Template
 
@@ -203,7 +205,82 @@ def test_atomic_enrol_with_nan(location, rng):
         assert [p.name for p in g.persons()] == ["ada"] and g.face_count() == 1
 
 
+JOSE = "Jos\u00e9 \u00d1\u00fa\u00f1ez"  # precomposed letters (NFC)
+JOSE_NFD = unicodedata.normalize("NFD", JOSE)  # base letters + combining accents: prints the same
+
+
+def test_one_visible_name_is_one_person(location, rng):
+    vecs = unit(rng, 3)
+    with open_gallery(location, model=MODEL, dim=DIM) as g:
+        assert g.enroll(JOSE, items(vecs[:1])).name == JOSE
+        rec = g.enroll(f" {JOSE_NFD}\n", items(vecs[1:2]))
+        assert (rec.name, rec.face_count) == (JOSE, 2)
+        g.enroll_many([(JOSE_NFD, items(vecs[2:])), ("bob", items(vecs[:1]))])
+        assert [(p.name, p.face_count) for p in g.persons()] == [(JOSE, 3), ("bob", 1)]
+        assert g.get_person(JOSE_NFD).name == JOSE and len(g.faces(JOSE_NFD)) == 3
+        for bad in ("Ada\nLovelace", "", "x\u202e"):
+            with pytest.raises(InvalidNameError):
+                g.enroll(bad, items(vecs[:1]))
+        with pytest.raises(InvalidNameError):
+            g.get_person("Jos\x00e")
+        assert g.delete_person(JOSE_NFD) == 3
+        with pytest.raises(PersonNotFoundError):
+            g.get_person(JOSE)
+        assert all(c.person == "bob" for c in g.search(tpl(vecs[1]), k=5))
+
+
+def test_same_image_digest_stored_once_per_person(location, rng):
+    vecs = unit(rng, 3)
+    a, b = "a" * 64, "b" * 64
+    with open_gallery(location, model=MODEL, dim=DIM) as g:
+        g.enroll("ada", [EnrolmentItem(tpl(vecs[0]), sha256=a), EnrolmentItem(tpl(vecs[1]), sha256=a)])
+        assert g.get_person("ada").face_count == 1  # repeated within one call
+        g.enroll("ada", [EnrolmentItem(tpl(vecs[1]), sha256=a), EnrolmentItem(tpl(vecs[2]), sha256=b),
+                         EnrolmentItem(tpl(vecs[2]))])
+        assert [f.sha256 for f in g.faces("ada")] == [a, b, None]
+        assert g.enroll("bob", [EnrolmentItem(tpl(vecs[0]), sha256=a)]).face_count == 1  # per person
+        with pytest.raises(GalleryError, match="SHA-256"):
+            g.enroll("cy", [EnrolmentItem(tpl(vecs[0]), sha256="A" * 64)])
+        assert g.face_count() == 4 and len(g) == 2
+
+
 # -- PostgreSQL only ----------------------------------------------------------------------------
+
+
+def test_version_1_gallery_upgraded_names_merged(pg_location, pg_url, rng, caplog):
+    """A gallery made by schema version 1 with two names that print the same comes out as one person."""
+    import psycopg
+
+    from faceprint.gallery_postgres import MIGRATIONS, SCHEMA_VERSION
+
+    name = pg_location.rsplit("gallery=", 1)[1]
+    vecs = unit(rng, 3)
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{name}"')
+        conn.execute(f'CREATE TABLE "{name}".faceprint_meta (key text PRIMARY KEY, value text NOT NULL)')
+        for statement in MIGRATIONS[0][1].replace("{dim}", str(DIM)).replace("{{", "{").replace("}}", "}").split(";"):
+            if statement.strip():
+                conn.execute(statement.replace("{s}", f'"{name}"'))
+        conn.cursor().executemany(f'INSERT INTO "{name}".faceprint_meta VALUES (%s, %s)',
+                                  [("schema_version", "1"), ("model", MODEL), ("dim", str(DIM))])
+        for pid, person, meta in [(1, JOSE_NFD, {"a": 1}), (2, JOSE, {"b": 2}), (3, "bob\t", {})]:
+            conn.execute(f'INSERT INTO "{name}".persons (id, name, metadata) VALUES (%s, %s, %s::jsonb)',
+                         (pid, person, json.dumps(meta)))
+        for pid, vec in zip((1, 2, 3), vecs):
+            conn.execute(f'INSERT INTO "{name}".faces (person_id, embedding) VALUES (%s, %s::vector)',
+                         (pid, str(vec.tolist())))
+    with caplog.at_level(logging.WARNING, logger="faceprint.gallery_postgres"):
+        with open_gallery(pg_location) as g:
+            assert [(p.id, p.name, p.face_count, p.metadata) for p in g.persons()] == [
+                (1, JOSE, 2, {"a": 1, "b": 2}), (3, "bob", 1, {})]
+            assert g.search(tpl(vecs[1]), k=1)[0].person == JOSE
+    assert any("merged" in r.getMessage() and JOSE in r.getMessage() for r in caplog.records)
+    with psycopg.connect(pg_url) as conn:
+        meta = dict(conn.execute(f'SELECT key, value FROM "{name}".faceprint_meta').fetchall())
+        assert meta["schema_version"] == str(SCHEMA_VERSION) == "2"
+        assert conn.execute("SELECT 1 FROM pg_indexes WHERE schemaname = %s AND indexname = 'faces_person_sha256'",
+                            (name,)).fetchone() is not None
+
 
 
 def test_path_masks_password(pg_url):
