@@ -167,9 +167,9 @@ def cmd_identify(args: argparse.Namespace) -> int:
                                 "REJECTED: " + r.rejected if r.rejected else "unknown")
         if r.tied:  # two or more people equally likely: say so rather than pick one
             identity = " = ".join(r.tied) + " (tie)"
-        rows.append((i, r.face.box.as_list(), identity, f"{best.score:.3f}" if best else "-",
-                     best.person if best else "-"))
-    text = table(rows, ["#", "box [x, y, w, h]", "identity", "score", "nearest"])
+        verdict = f"{best.score:.3f} {'>=' if best.score >= r.threshold else '<'} {r.threshold:.3f}" if best else "-"
+        rows.append((i, r.face.box.as_list(), identity, verdict, best.person if best else "-"))
+    text = table(rows, ["#", "box [x, y, w, h]", "identity", "score vs threshold", "nearest"])
     known = sum(r.is_known for r in results)
     skipped = sum(bool(r.skipped) for r in results)
     text += (f"\n{len(results)} face(s): {known} known, {len(results) - known - skipped} unknown, {skipped} skipped "

@@ -182,11 +182,8 @@ function drawResults(file, result) {
   img.src = URL.createObjectURL(file);
   const items = result.faces.map((f, i) => {
     const li = document.createElement("li");
-    const best = f.candidates[0];
     li.className = f.skipped ? "skipped" : f.unknown ? "unknown" : "known";
-    li.textContent = f.skipped ? `Face ${i + 1}: skipped, not searched (${f.skipped})` : f.unknown
-      ? `Face ${i + 1}: unknown` + (best ? ` (nearest ${best.person}, score ${best.score.toFixed(3)})` : "")
-      : `Face ${i + 1}: ${f.person} (score ${best.score.toFixed(3)})`;
+    li.textContent = faceVerdict(f, i, result.threshold, result.fmr);  // verdict.js
     return li;
   });
   $("identify-results").replaceChildren(...items);
