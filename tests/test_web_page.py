@@ -1,8 +1,11 @@
 """The web page, end to end in headless Chromium (Debian's /usr/bin/chromium driven by Playwright).
 
-Enrol two people through the page, identify a photo of both, read the names off the page, delete
-one person and check they are gone from the list and come out unknown. ``.ci/run`` installs the
-``chromium`` package; nothing is downloaded at test time.
+Try to enrol before entering a key (the page asks for one), enrol one person from their photos and
+another from a group photo (the page offers the faces to choose from and shows the crop it
+enrolled), identify the group photo and read the names and the skipped face off the page, delete
+one person and check they are gone from the list and come out unknown, and upload a photo without
+a face (the error names the file). ``.ci/run`` installs the ``chromium`` package; nothing is
+downloaded at test time.
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -39,10 +44,23 @@ def page(server, tmp_path_factory):
         browser.close()
 
 
+def _png(path: Path, width: int = 160, height: int = 120) -> Path:
+    Image.fromarray(np.full((height, width, 3), 200, np.uint8)).save(path)
+    return path
+
+
 def test_enrol_identify_delete_in_the_browser(server, page, data_dir, tmp_path):
     knn = data_dir / "knn-small"
+    group = knn / "test" / "obama_and_biden.jpg"
     page.goto(server.url + "/")
+    page.evaluate("sessionStorage.clear()")
+    page.reload()
     assert page.title() == "faceprint"
+    page.locator("#enrol-name").fill("obama")
+    page.locator("#enrol-files").set_input_files(str(knn / "train" / "obama" / "obama.jpg"))
+    page.get_by_role("button", name="Enrol").click()
+    sync_api.expect(page.locator("#status")).to_contain_text("enter an API key first")
+
     page.get_by_label("API key").fill(server.admin_key)
     page.get_by_role("button", name="Use key").click()
     sync_api.expect(page.locator("#status")).to_have_text("Key accepted.")
@@ -52,19 +70,38 @@ def test_enrol_identify_delete_in_the_browser(server, page, data_dir, tmp_path):
     page.get_by_role("button", name="Create").click()
     sync_api.expect(page.locator("#threshold")).to_contain_text("Threshold in use: 0.3586")
 
-    for person in ("obama", "biden"):
-        page.locator("#enrol-name").fill(person)
-        page.locator("#enrol-files").set_input_files([str(p) for p in sorted((knn / "train" / person).iterdir())])
-        page.get_by_role("button", name="Enrol").click()
-        sync_api.expect(page.locator("#status")).to_have_text(f"Enrolled {person}: 2 face(s) added, 2 in all.")
-    sync_api.expect(page.locator("#people tr")).to_have_count(2)
+    page.locator("#enrol-name").fill("obama")
+    page.locator("#enrol-files").set_input_files([str(p) for p in sorted((knn / "train" / "obama").iterdir())])
+    page.get_by_role("button", name="Enrol").click()
+    sync_api.expect(page.locator("#status")).to_have_text("Enrolled obama: 2 face(s) added, 2 in all.")
+    sync_api.expect(page.locator("#enrolled img")).to_have_count(2)
 
-    page.locator("#identify-file").set_input_files(str(knn / "test" / "obama_and_biden.jpg"))
+    # Biden from the group photo: the service refuses to guess, the page offers both usable faces.
+    page.locator("#enrol-name").fill("biden")
+    page.locator("#enrol-files").set_input_files(str(group))
+    page.get_by_role("button", name="Enrol").click()
+    sync_api.expect(page.locator("#face-picker")).to_be_visible()
+    sync_api.expect(page.locator("#picker-prompt")).to_contain_text("obama_and_biden.jpg shows 2 faces")
+    choices = page.locator("#picker-faces .face-choice")
+    sync_api.expect(choices).to_have_count(2)
+    assert choices.nth(0).get_attribute("data-index") == "0"  # /v1/detect order: Obama (largest), Biden
+    choices.nth(1).click()
+    sync_api.expect(page.locator("#status")).to_have_text("Enrolled biden: 1 face(s) added, 1 in all.")
+    sync_api.expect(page.locator("#face-picker")).to_be_hidden()
+    thumb = page.locator("#enrolled img")
+    sync_api.expect(thumb).to_have_count(1)
+    assert thumb.get_attribute("src").startswith("data:image/jpeg;base64,")
+    assert thumb.evaluate("img => img.complete && img.naturalWidth") > 0
+    sync_api.expect(page.locator("#people tr")).to_have_count(2)
+    sync_api.expect(page.locator("#people img")).to_have_count(2)  # each person's enrolled face in the list
+
+    page.locator("#identify-file").set_input_files(str(group))
     page.get_by_role("button", name="Identify").click()
-    sync_api.expect(page.locator("#status")).to_have_text("2 face(s): 2 known, 0 unknown.")
-    results = page.locator("#identify-results li")
-    texts = sorted(results.all_inner_texts())
-    assert texts[0].startswith("Face") and any(": biden (" in t for t in texts) and any(": obama (" in t for t in texts)
+    sync_api.expect(page.locator("#status")).to_have_text(
+        "3 face(s): 2 known, 0 unknown, 1 skipped (too poor to search).")
+    texts = page.locator("#identify-results li").all_inner_texts()
+    assert texts[0].startswith("Face 1: obama (") and texts[1].startswith("Face 2: biden (")  # the picked face
+    assert texts[2].startswith("Face 3: skipped, not searched (low quality (profile, ")
     sync_api.expect(page.locator("#result-figure")).to_be_visible()
     page.locator("#result-canvas").screenshot(path=str(tmp_path / "identified.png"))
 
@@ -75,8 +112,14 @@ def test_enrol_identify_delete_in_the_browser(server, page, data_dir, tmp_path):
     sync_api.expect(page.locator("#people")).not_to_contain_text("obama")
 
     page.get_by_role("button", name="Identify").click()
-    sync_api.expect(page.locator("#status")).to_have_text("2 face(s): 1 known, 1 unknown.")
+    sync_api.expect(page.locator("#status")).to_have_text(
+        "3 face(s): 1 known, 1 unknown, 1 skipped (too poor to search).")
     sync_api.expect(page.locator("#identify-results")).to_contain_text("unknown")
+
+    page.locator("#enrol-name").fill("nobody")
+    page.locator("#enrol-files").set_input_files(str(_png(tmp_path / "empty-wall.png")))
+    page.get_by_role("button", name="Enrol").click()
+    sync_api.expect(page.locator("#status")).to_have_text("empty-wall.png: no face found (no_face)")
 
 
 def test_wrong_key_is_refused_on_the_page(server, page):
