@@ -123,7 +123,7 @@ def test_tracked_pipeline_finds_what_identify_every_frame_misses(engine_fast, ga
 
 def test_timeline_json_round_trip(timeline):
     data = json.loads(json.dumps(timeline.to_dict()))
-    assert data["size"] == [640, 360] and data["frame_count"] == 275
+    assert data["size"] == [640, 360] and data["frame_count"] == 275 and data["ended"] == "end"
     people = {p["person"]: p for p in data["people"]}
     assert set(people) == {LIN, ALEX}
     assert people[LIN]["seconds"] > people[ALEX]["seconds"] > 0.5
