@@ -125,6 +125,12 @@ def _log_limits(ax: Axes, n_x: int, n_y: int) -> tuple[float, float]:
     return x_low / 1.5, y_low / 1.5
 
 
+def _no_curve(ax: Axes, why: str) -> None:
+    """Say in the plot why no curve is drawn (no threshold gives both error rates above zero)."""
+    ax.text(0.5, 0.5, why, transform=ax.transAxes, ha="center", va="center", fontsize="small",
+            bbox={"facecolor": "white", "edgecolor": "0.6"})
+
+
 def _mark(ax: Axes, points: Sequence[tuple[OperatingPoint, float, float]], x_low: float, y_low: float,
           n_x: int, n_y: int, x_name: str, y_name: str) -> None:
     """Draw each ``(point, x_rate, y_rate)``; zero rates sit on the axis edge with an arrow marker."""
@@ -177,6 +183,9 @@ def plot_det(
     rate, _ = eer(scores, labels)
     ax.plot(fmr[ok], fnmr[ok], color="#1f77b4", linewidth=2,
             label=f"{name or 'scores'} (EER {_pct(rate)})")
+    if not ok.any():
+        _no_curve(ax, "No curve: a threshold separates every mated pair from every non-mated\n"
+                      "pair here (see the score histogram); more pairs would show the curve.")
     x_low, y_low = _log_limits(ax, non_mated.size, mated.size)
     _mark(ax, [(p, float(np.mean(non_mated >= p.threshold)), float(np.mean(mated < p.threshold)))
                for p in points], x_low, y_low, non_mated.size, mated.size, "FMR", "FNMR")
@@ -274,15 +283,18 @@ def plot_identification_det(
     Points with a zero rate cannot be drawn on a log axis and are omitted from the curves.
     """
     fig, ax = _new_figure((7.5, 6.2))
-    lowest_x, lowest_y = 1.0, 1.0
+    lowest_x, lowest_y, drawn = 1.0, 1.0, False
     for name, (fpir, fnir) in curves.items():
         fpir = np.asarray(fpir, dtype=np.float64)
         fnir = np.asarray(fnir, dtype=np.float64)
         ok = (fpir > 0) & (fnir > 0)
         if ok.any():
+            drawn = True
             lowest_x = min(lowest_x, float(fpir[ok].min()))
             lowest_y = min(lowest_y, float(fnir[ok].min()))
         ax.plot(fpir[ok], fnir[ok], label=name, drawstyle="steps-post", linewidth=2)
+    if curves and not drawn:
+        _no_curve(ax, "no threshold gives both error rates above zero here: no curve to draw")
     n_x, n_y = counts if counts else (round(1 / lowest_x), round(1 / lowest_y))
     x_low, y_low = _log_limits(ax, n_x, n_y)
     for name, points in (marks or {}).items():
