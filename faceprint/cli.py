@@ -15,9 +15,9 @@ from pathlib import Path
 
 from . import __version__
 from .audit import audit_cli
-from .cli_common import GALLERY_HELP, emit, engine_from_args, fields_block, table
+from .cli_common import GALLERY_HELP, emit, engine_from_args, fields_block, person_not_found, resolve_profile, table
 from .cli_privacy import add_gallery_privacy_options, gallery_privacy_from_args
-from .errors import FaceprintError
+from .errors import FaceprintError, PersonNotFoundError, UnsupportedInputError
 from .image_io import IMAGE_SUFFIXES
 from .names import normalise_name
 from .types import TIE_MARGIN
@@ -25,7 +25,8 @@ from .types import TIE_MARGIN
 log = logging.getLogger("faceprint")
 
 # Modules that add their own subcommands: each has register(sub, eval_sub, common).
-SUBCOMMAND_MODULES = ("cli_serve", "cli_pad", "cli_liveness", "cli_video", "cli_cluster", "cli_privacy", "cli_trust")
+SUBCOMMAND_MODULES = ("cli_serve", "cli_pad", "cli_liveness", "cli_video", "cli_cluster", "cli_privacy", "cli_trust",
+                      "cli_folder")
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
@@ -78,7 +79,12 @@ def cmd_enroll(args: argparse.Namespace) -> int:
 
     if args.tree:
         return _enroll_tree(args)
-    engine = engine_from_args(args)
+    folder = next((p for p in args.images if Path(p).is_dir()), None)
+    if folder is not None:
+        raise UnsupportedInputError(
+            f"{folder} is a folder, not an image: give the image files of --person (e.g. {Path(folder) / '*.jpg'}); "
+            f"--tree DIR enrols a folder that holds one sub-folder of images per person")
+    engine = engine_from_args(args, args.gallery)
     engine.check_domain = args.check_face
     engine.check_morph = args.check_morph
     if args.min_quality is not None:
@@ -127,8 +133,9 @@ def _enroll_tree(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 1:
         raise FaceprintError(f"--workers must be at least 1, got {args.workers}")
     progress = not args.json and (args.progress or sys.stderr.isatty())
-    summary = enrol_tree(args.tree, args.gallery, profile=args.model, workers=args.workers,
-                         largest=args.largest, min_quality=args.min_quality,
+    privacy = gallery_privacy_from_args(args)
+    summary = enrol_tree(args.tree, args.gallery, profile=resolve_profile(args, args.gallery, privacy),
+                         workers=args.workers, largest=args.largest, min_quality=args.min_quality,
                          model_config=args.model_config, progress=progress, allow_duplicate=args.allow_duplicate,
                          **gallery_privacy_from_args(args))
     data = summary.to_dict()
@@ -149,10 +156,15 @@ def _enroll_tree(args: argparse.Namespace) -> int:
 
 
 def cmd_identify(args: argparse.Namespace) -> int:
-    """Identify every face in an image against a gallery."""
+    """Identify every face in an image, or in every image of a folder (see :mod:`faceprint.cli_folder`)."""
     from .draw import annotate, save_rgb
 
-    engine = engine_from_args(args)
+    args.json = args.json or args.format == "json"
+    if Path(args.image).is_dir() or args.format == "csv":
+        from .cli_folder import identify_folder
+
+        return identify_folder(args)
+    engine = engine_from_args(args, args.gallery)
     image = engine.load(args.image)
     results = engine.identify(image, args.gallery, k=args.top, require_live=args.require_live)
     audit_cli(args, "identify", details={"image": str(args.image), "faces": len(results),
@@ -203,7 +215,10 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
     person = normalise_name(args.person)
     with open_gallery(args.gallery, **gallery_privacy_from_args(args)) as gallery:
-        removed = gallery.delete_person(person)
+        try:
+            removed = gallery.delete_person(person)
+        except PersonNotFoundError:
+            raise person_not_found(person, args.gallery, [p.name for p in gallery.persons()]) from None
     audit_cli(args, "delete", subject=person, details={"faces": removed})
     emit(args, {"deleted": person, "faces_removed": removed}, f"deleted {person}: {removed} template(s) removed")
     return 0
@@ -274,8 +289,9 @@ def build_parser() -> argparse.ArgumentParser:
         def default(value: object) -> object:
             return argparse.SUPPRESS if suppress else value
 
-        parser.add_argument("--model", default=default(DEFAULT_PROFILE),
-                            help=f"recognition profile (default {DEFAULT_PROFILE}; see 'faceprint models')")
+        parser.add_argument("--model", default=default(None),
+                            help=f"recognition profile (default: the gallery's own profile, else {DEFAULT_PROFILE}; "
+                                 f"see 'faceprint models')")
         parser.add_argument("--model-config", default=default(None),
                             help="JSON file registering your own ONNX embedder(s)")
         parser.add_argument("--fmr", type=float, default=default(DEFAULT_FMR),
@@ -338,7 +354,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("image")
     p.add_argument("--gallery", required=True, help=GALLERY_HELP)
     p.add_argument("--top", type=int, default=3, help="candidates per face (default 3)")
-    p.add_argument("--out", help="write an annotated image here")
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table",
+                   help="table (default), csv (one row per face) or json (as --json; for a folder one JSON "
+                        "object per image and line, printed as each image is done)")
+    p.add_argument("--out", help="write an annotated image here (one image only)")
     p.add_argument("--require-live", action="store_true",
                    help="check liveness first: a photo or screen held up to the camera is rejected, with the reason")
     add_gallery_privacy_options(p)

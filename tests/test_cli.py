@@ -121,7 +121,11 @@ def test_enroll_people_identify_delete(capsys, data_dir, tmp_path):
     code, out, err = run(capsys, "identify", "--gallery", gallery, probe, "--json", *FAST)
     assert code == 0, err
     results = json.loads(out)["results"]
-    assert {r["person"] for r in results} == {"obama", "biden"}
+    assert {r["person"] for r in results if not r["skipped"]} == {"obama", "biden"}
+    (child,) = [r for r in results if r["skipped"]]  # the child in profile: listed with its reason
+    assert child["skipped"].startswith("low quality (profile, ") and child["candidates"] == []
+    code, out, _ = run(capsys, "identify", "--gallery", gallery, probe, *FAST)
+    assert "skipped: low quality (profile, " in out and "3 face(s): 2 known, 0 unknown, 1 skipped" in out
 
     code, out, _ = run(capsys, "delete", "obama", "--gallery", gallery)
     assert code == 0

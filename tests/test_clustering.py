@@ -215,3 +215,16 @@ def test_cli_cluster_name_and_eval(monkeypatch, data_dir, tmp_path, capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["people"] == 5 and [r["algorithm"] for r in report["results"]] == ["average", "components"]
     assert report["results"][0]["bcubed_f"] == 1.0
+
+
+def test_cluster_reports_the_faces_the_quality_gate_skipped(data_dir, tmp_path, capsys):
+    """The child in profile in the group photo is not clustered, and the output says so and why."""
+    out = tmp_path / "group"
+    assert cli.main(["cluster", str(data_dir / "knn-small/test/obama_and_biden.jpg"), "--out", str(out),
+                     "--model", "fast"]) == 0
+    assert "1 face(s) skipped by the quality gate, not clustered: profile: 1" in capsys.readouterr().out
+    data = json.loads((out / "clusters.json").read_text())
+    assert len(data["faces"]) == 2
+    (child,) = data["skipped_faces"]
+    assert child["issues"] == ["profile"] and child["quality"] < 0.25
+    assert child["reason"].startswith("low quality (profile, ") and child["source"].endswith("obama_and_biden.jpg")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import struct
 import zlib
 from pathlib import Path
@@ -316,10 +317,16 @@ def test_enrolled_tree(knn_gallery):
 
 def test_identify_obama_and_biden(engine_fast, data_dir, knn_gallery):
     results = engine_fast.identify(data_dir / "knn-small/test/obama_and_biden.jpg", knn_gallery)
-    assert {r.person for r in results} == {"obama", "biden"}
-    for r in results:
+    searched = [r for r in results if not r.skipped]
+    assert {r.person for r in searched} == {"obama", "biden"}
+    for r in searched:
         assert r.best.score >= engine_fast.threshold
         assert r.threshold == engine_fast.threshold
+    # The child's face in profile fails the quality gate: reported with its reason, never searched.
+    (child,) = [r for r in results if r.skipped]
+    assert re.fullmatch(r"low quality \(profile, 0\.\d\d\)", child.skipped), child.skipped
+    assert child.candidates == [] and child.person is None and not child.is_known
+    assert child.to_dict()["skipped"] == child.skipped and results[-1] is child  # largest first, as detect lists them
 
 
 @pytest.mark.parametrize("relpath", ["knn-small/test/obama1.jpg", "knn-small/test/alex_lacamoire1.jpg"])
@@ -343,7 +350,7 @@ def test_strangers_are_unknown_default_profile(engine, data_dir, tmp_path):
     path = tmp_path / "people.db"
     enrol_tree(engine, data_dir / "knn-small/train", path)
     known = engine.identify(data_dir / "knn-small/test/obama_and_biden.jpg", path)
-    assert {r.person for r in known} == {"obama", "biden"}
+    assert {r.person for r in known if not r.skipped} == {"obama", "biden"}
     results = engine.identify(data_dir / "video/multiface.jpg", path)
     assert len(results) == 6
     unknown = sum(not r.is_known for r in results)
