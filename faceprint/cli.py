@@ -127,9 +127,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
 def _enroll_tree(args: argparse.Namespace) -> int:
     """``enroll --tree``: multi-process, resumable batch enrolment (see :mod:`faceprint.batch`)."""
     from .batch import SKIP_REASONS, enrol_tree
-    from .profiles import register_model_config
 
-    register_model_config(args.model_config)
     if args.workers is not None and args.workers < 1:
         raise FaceprintError(f"--workers must be at least 1, got {args.workers}")
     progress = not args.json and (args.progress or sys.stderr.isatty())
@@ -137,7 +135,7 @@ def _enroll_tree(args: argparse.Namespace) -> int:
     summary = enrol_tree(args.tree, args.gallery, profile=resolve_profile(args, args.gallery, privacy),
                          workers=args.workers, largest=args.largest, min_quality=args.min_quality,
                          model_config=args.model_config, progress=progress, allow_duplicate=args.allow_duplicate,
-                         **gallery_privacy_from_args(args))
+                         **privacy)
     data = summary.to_dict()
     rows = [(e["person"], e["faces_added"], e["faces_total"]) for e in data["enrolled"]]
     text = table(rows, ["person", "faces added", "faces in gallery"]) if rows else "nothing new enrolled"
@@ -350,8 +348,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_gallery_privacy_options(p)
     p.set_defaults(func=cmd_enroll)
 
-    p = sub.add_parser("identify", parents=[common], help="name every face in an image")
-    p.add_argument("image")
+    p = sub.add_parser("identify", parents=[common], help="name every face in an image, or in a folder of images")
+    p.add_argument("image", help="an image, or a folder: every image in it and its sub-folders")
     p.add_argument("--gallery", required=True, help=GALLERY_HELP)
     p.add_argument("--top", type=int, default=3, help="candidates per face (default 3)")
     p.add_argument("--format", choices=("table", "csv", "json"), default="table",

@@ -15,7 +15,7 @@ def cmd_cluster(args: argparse.Namespace) -> int:
     """Group the faces of a folder, image or video into clusters and write the output folder."""
     from .face_grouping import group_faces
 
-    engine = engine_from_args(args)
+    engine = engine_from_args(args, args.gallery)
     result = group_faces(engine, args.input, args.out, gallery=args.gallery, algorithm=args.algorithm,
                          link_fmr=args.link_fmr, threshold=args.link_threshold, min_size=args.min_size,
                          every=args.every, progress=not args.json and sys.stderr.isatty())

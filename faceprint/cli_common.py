@@ -8,9 +8,13 @@ parent parser carrying the shared options (``--model``, ``--fmr``, ``--threshold
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
+import os
 import textwrap
 from collections.abc import Sequence
+
+from .errors import GalleryError, ModelMismatchError, PersonNotFoundError, UnknownModelError
 
 GALLERY_HELP = "a SQLite file, or a postgresql://user:pass@host/db?gallery=NAME URL"
 WIDTH = 100  # columns every table and block of text printed by the CLI fits in
@@ -59,15 +63,95 @@ def emit(args: argparse.Namespace, payload: object, text: str) -> None:
     print(json.dumps(payload, indent=2) if args.json else text)
 
 
-def engine_from_args(args: argparse.Namespace):
-    """The :class:`~faceprint.engine.Engine` the shared options describe."""
-    from .engine import Engine
-    from .profiles import register_model_config
+def gallery_model(gallery: str | os.PathLike, privacy: dict | None = None) -> str | None:
+    """The model id (``faceprint-fast-v1`` ...) of the existing gallery ``gallery``; None when it does not exist yet.
+
+    ``gallery`` is a SQLite file or a ``postgresql://`` URL; ``privacy`` the ``key=`` / ``transform=``
+    arguments of :func:`faceprint.gallery.open_gallery`. A SQLite file that is missing or empty, or a
+    PostgreSQL gallery that cannot be opened, gives None (the command then reports its own error);
+    an encrypted gallery without its key raises :class:`~faceprint.crypto.GalleryKeyRequiredError`.
+    """
+    from .gallery import is_postgres_url, open_gallery
+
+    if is_postgres_url(gallery):
+        try:
+            with open_gallery(gallery) as store:
+                return store.model
+        except GalleryError:
+            return None
+    if not os.path.isfile(gallery) or os.path.getsize(gallery) == 0:
+        return None
+    with open_gallery(gallery, **(privacy or {})) as store:
+        return store.model
+
+
+def resolve_profile(args: argparse.Namespace, gallery: str | os.PathLike | None = None,
+                    privacy: dict | None = None) -> str:
+    """The recognition profile a command runs: ``--model``, else the profile that made ``gallery``, else the default.
+
+    A gallery can only be searched or extended with the profile that made it, so without
+    ``--model`` an existing gallery's profile is used. Registers ``--model-config`` first. Raises
+    :class:`~faceprint.errors.ModelMismatchError` when ``--model`` names another profile than the
+    gallery's (the message says what to pass) and :class:`~faceprint.errors.UnknownModelError` when
+    no registered profile makes the gallery's model.
+    """
+    from .profiles import DEFAULT_PROFILE, get, names, register_model_config
 
     register_model_config(args.model_config)
+    model_id = gallery_model(gallery, privacy) if gallery is not None else None
+    if model_id is None:
+        return args.model or DEFAULT_PROFILE
+    own = next((name for name in names() if get(name).model_id == model_id), None)
+    if args.model is None:
+        if own is None:
+            raise UnknownModelError(f"gallery {gallery} was made with model {model_id!r}, which no profile here "
+                                    f"makes; register its embedder with --model-config FILE")
+        return own
+    wanted = get(args.model).model_id
+    if wanted != model_id:
+        made = f"profile {own!r} (model {model_id})" if own else f"model {model_id!r}"
+        fix = f"drop --model or pass --model {own}" if own else "register its embedder with --model-config FILE"
+        raise ModelMismatchError(f"gallery {gallery} was made with {made}, not with profile {args.model!r} "
+                                 f"(model {wanted}); {fix}")
+    return args.model
+
+
+def engine_from_args(args: argparse.Namespace, gallery: str | os.PathLike | None = None):
+    """The :class:`~faceprint.engine.Engine` the shared options describe.
+
+    ``gallery``: the command's gallery, if it has one; without ``--model`` the engine then runs the
+    profile that made it (see :func:`resolve_profile`, whose errors it raises).
+    """
+    from .engine import Engine
+
     privacy = {}
     if hasattr(args, "key_file"):  # commands with the gallery privacy options (see cli_privacy)
         from .cli_privacy import gallery_privacy_from_args
 
         privacy = gallery_privacy_from_args(args)
-    return Engine(args.model, fmr=args.fmr, threshold=args.threshold, **privacy)
+    profile = resolve_profile(args, gallery, privacy)
+    return Engine(profile, fmr=args.fmr, threshold=args.threshold, **privacy)
+
+
+def did_you_mean(name: str, known: Sequence[str]) -> list[str]:
+    """Names of ``known`` that ``name`` was probably meant to be, best first (at most 3; ``[]`` for none).
+
+    Names equal to ``name`` but for case come first, then close spellings
+    (:func:`difflib.get_close_matches`, compared case-insensitively).
+    """
+    folded = {}
+    for k in known:
+        folded.setdefault(k.casefold(), []).append(k)
+    same_case = folded.get(name.casefold(), [])
+    close = difflib.get_close_matches(name.casefold(), list(folded), n=3, cutoff=0.6)
+    out = list(same_case) + [k for c in close for k in folded[c] if k not in same_case]
+    return out[:3]
+
+
+def person_not_found(name: str, gallery: str | os.PathLike, known: Sequence[str]) -> PersonNotFoundError:
+    """The error for a person ``name`` missing from ``gallery``: names the gallery and suggests the ``known`` names it may mean."""
+    guesses = did_you_mean(name, known)
+    listing = f"'faceprint people --gallery {gallery}' lists who is enrolled"
+    case = "names are case-sensitive; " if any(g.casefold() == name.casefold() for g in guesses) else ""
+    hint = f"did you mean {' or '.join(repr(g) for g in guesses)}? ({case}{listing})" if guesses else listing
+    return PersonNotFoundError(f"no person named {name!r} in gallery {gallery}; {hint}")

@@ -38,6 +38,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from .crypto import load_key
+    from .profiles import DEFAULT_PROFILE
     from .service.app import ServiceSettings, create_app
 
     data = Path(args.data)
@@ -45,13 +46,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if created:
         print(f"faceprint: new data folder; admin API key written to {created} (read it, then keep it safe)",
               file=sys.stderr)
-    settings = ServiceSettings(data_dir=data, profile=args.model, fmr=args.fmr,
+    settings = ServiceSettings(data_dir=data, profile=args.model or DEFAULT_PROFILE, fmr=args.fmr,
                                max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), max_pixels=args.max_pixels,
                                workers=args.workers or (os.cpu_count() or 1), queue=args.queue,
                                timeout_s=args.timeout, audit_log=Path(args.audit_log or data / "audit.log"),
                                key=load_key(args.key_file))
     print(f"faceprint: serving http://{args.host}:{args.port}/ (web page), API at /v1, "
-          f"OpenAPI at /openapi.json; profile {args.model}, {settings.workers} worker(s)", file=sys.stderr)
+          f"OpenAPI at /openapi.json; profile {settings.profile}, {settings.workers} worker(s)", file=sys.stderr)
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning",
                 timeout_graceful_shutdown=5)
     return 0

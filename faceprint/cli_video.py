@@ -25,18 +25,18 @@ log = logging.getLogger("faceprint")
 
 
 def _profile_for(args: argparse.Namespace) -> str:
-    """The profile to run: ``--model`` when it names a non-default profile, else the gallery's own.
+    """The profile to run: ``--model`` when given, else the gallery's own.
 
     A gallery's templates can only be searched with the profile that made them, so without an
     explicit choice the gallery's profile is used: fast for a gallery enrolled with ``--model
-    fast``, otherwise that profile with a warning about speed. (The shared ``--model`` option
-    defaults to the still-image default, which is not told apart from an explicit choice of it.)
+    fast``, otherwise that profile with a warning about speed. An explicit ``--model`` of another
+    profile than the gallery's is refused by :func:`faceprint.cli_common.engine_from_args`.
     """
     from .gallery import open_gallery
-    from .profiles import DEFAULT_PROFILE, get, names, register_model_config
+    from .profiles import get, names, register_model_config
     from .video_recognition import VIDEO_PROFILE
 
-    if args.model and args.model != DEFAULT_PROFILE:
+    if args.model:
         return args.model
     register_model_config(args.model_config)
     with open_gallery(args.gallery) as gallery:
@@ -138,7 +138,7 @@ def cmd_video(args: argparse.Namespace) -> int:
     args.model = _profile_for(args)
     settings = VideoSettings(every=args.every, stride=args.stride, min_face=args.min_face,
                              max_frames=args.max_frames)
-    engine = engine_from_args(args)
+    engine = engine_from_args(args, args.gallery)
     reconnect = ReconnectPolicy(attempts=args.reconnect_max)
     with (StopOnSignals() as stop,
           VideoSource(args.source, loop=args.loop, reconnect=reconnect) as source,

@@ -144,7 +144,8 @@ class Engine:
                 raise NoFaceError(f"{label}: {len(faces)} face(s) found, none usable ({reasons})")
             raise NoFaceError(f"{label}: no face found")
         if len(usable) > 1 and not largest:
-            raise MultipleFacesError(f"{label}: {len(usable)} faces found where one is required")
+            raise MultipleFacesError(f"{label}: {len(usable)} faces found where one is required; use the largest "
+                                     f"with --largest (largest=True in Python), or crop the photo to one face")
         return usable[0]
 
     def embed_faces(self, faces: Sequence[Face]) -> list[Template]:

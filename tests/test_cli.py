@@ -262,5 +262,5 @@ def test_no_subcommand_module_changes_the_shared_defaults():
     for argv in (["detect", "x.jpg"], ["eval", "lfw", "--images", "i", "--pairs", "p"],
                  ["video", "v.mp4", "--gallery", "g.db"], ["enroll", "--gallery", "g.db", "--tree", "t"]):
         args = parser.parse_args(argv)
-        assert args.model == DEFAULT_PROFILE and args.fmr == 1e-3 and args.json is False, argv
+        assert args.model is None and args.fmr == 1e-3 and args.json is False, argv  # None: the gallery's profile
     assert parser.parse_args(["--model", "fast", "enroll", "--gallery", "g", "--tree", "t"]).model == "fast"
