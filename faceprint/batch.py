@@ -263,7 +263,7 @@ def _process(job: ImageJob, largest: bool = False) -> ImageResult:
     except (ImageDecodeError, ImageTooLargeError, UnsupportedInputError) as exc:
         return skip(UNREADABLE, str(exc))
     try:
-        faces = engine.finder.find(image)
+        faces = engine.finder.find(image, small_faces=False)  # the subject, as Engine.single_face looks for it
         usable = [f for f in faces if engine.gate.passes(f)]
         if not usable:
             if faces:

@@ -39,10 +39,11 @@ def cmd_detect(args: argparse.Namespace) -> int:
     if args.out:
         save_rgb(annotate(image, faces, skipped=[not engine.gate.passes(f) for f in faces]), args.out)
     rows = [
-        (i, f.box.as_list(), f"{f.score:.3f}", f"{f.quality:.2f}", ",".join(f.quality_reasons) or "-")
+        (i, f.box.as_list(), f"{f.score:.3f}", f"{f.quality:.2f}", ",".join(f.quality_reasons) or "-",
+         f.orientation)
         for i, f in enumerate(faces)
     ]
-    text = table(rows, ["#", "box [x, y, w, h]", "score", "quality", "issues"])
+    text = table(rows, ["#", "box [x, y, w, h]", "score", "quality", "issues", "orientation"])
     text += f"\n{len(faces)} face(s)" + (f"; annotated image: {args.out}" if args.out else "")
     emit(args, {"image": str(args.image), "faces": [f.to_dict() for f in faces]}, text)
     return 0

@@ -126,16 +126,26 @@ class Engine:
         return load_image(image, max_pixels=self.max_pixels)
 
     def detect(self, image: ImageInput, *, usable_only: bool = False) -> list[Face]:
-        """Every face in ``image``, largest first, each with its quality score and reasons."""
+        """Every face in ``image``, largest first, each with its quality score and reasons.
+
+        Faces from about 20 px wide to the whole frame, in the image's best orientation
+        (:class:`~faceprint.detection.FaceFinder`; ``Face.orientation``).
+        """
         return self.finder.find(self.load(image), usable_only=usable_only)
 
     def single_face(self, image: ImageInput, *, largest: bool = False) -> Face:
         """The one usable face in ``image``.
 
+        The face is looked for in every orientation and at every size from the detector's main
+        pass up to the whole frame; faces too small for that pass (far-off bystanders in a big
+        photo, see ``faceprint.models.yunet``) are looked for only when no usable face is found.
         Raises NoFaceError when there is none (saying why detected faces were rejected), and
         MultipleFacesError when there are several, unless ``largest`` picks the biggest.
         """
-        faces = self.detect(image)
+        pixels = self.load(image)
+        faces = self.finder.find(pixels, small_faces=False)
+        if not any(self.gate.passes(f) for f in faces):
+            faces = self.finder.find(pixels)
         usable = [f for f in faces if self.gate.passes(f)]
         label = describe_source(image)
         if not usable:

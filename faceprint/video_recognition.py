@@ -482,7 +482,7 @@ class VideoRecognizer:
         """Detect, associate, embed the faces whose track needs a template; the ids detected."""
         perf = time.perf_counter
         t0 = perf()
-        faces = self.engine.finder.find(frame.image)
+        faces = self.engine.finder.find(frame.image, any_orientation=False, small_faces=False)
         ids = tracker.update(frame.index, [f.box for f in faces])
         stats.detections += 1
         stats.stage_s["detect"] += perf() - t0

@@ -68,8 +68,13 @@ class Detector(ABC):
     card: ModelCard
 
     @abstractmethod
-    def detect(self, image: np.ndarray) -> list[Face]:
-        """Faces in ``image`` (RGB uint8, H x W x 3), best score first."""
+    def detect(self, image: np.ndarray, *, small_faces: bool = True) -> list[Face]:
+        """Faces in ``image`` (RGB uint8, H x W x 3), best score first, boxes clipped to the image.
+
+        ``small_faces=False`` allows a detector to skip the extra passes it needs for faces too
+        small for its main pass in a big image (video frames, or looking for the one subject of a
+        photo).
+        """
 
 
 class Embedder(ABC):

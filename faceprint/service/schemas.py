@@ -65,11 +65,13 @@ class CollectionOut(BaseModel):
 
 
 class FaceBox(BaseModel):
-    box: list[float] = Field(description="[x, y, width, height] in pixels")
-    landmarks: list[list[float]]
+    box: list[float] = Field(description="[x, y, width, height] in pixels of the image as sent, clipped to the image")
+    landmarks: list[list[float]] = Field(description="five [x, y] points in pixels of the image as sent (not clipped)")
     score: float
     quality: float
     quality_reasons: list[str]
+    orientation: int = Field(default=0, description="degrees (0, 90, 180, 270) the image must be turned clockwise "
+                                                    "for this face to be upright")
 
 
 class DetectedFace(FaceBox):
