@@ -354,7 +354,8 @@ def _duplicate(res: ImageResult, store, pending: list, digests: dict[str, set[st
                    for other, items in pending if other != person]
         best = max(scores, default=None)
         if best is not None and best[0] >= threshold:
-            return (f"the face already matches {best[1]!r} (similarity {best[0]:.4f} >= threshold {threshold:.4f}); "
+            return (f"the face already matches {best[1]!r} (similarity {best[0]:.4f} >= duplicate threshold "
+                    f"{threshold:.4f}); "
                     f"the same person under two names? Re-run with --allow-duplicate if they are different people")
     if res.sha256 is not None:
         digests[person].add(res.sha256)
@@ -430,16 +431,16 @@ def enrol_tree(
     Folder names are person names in canonical form (:func:`faceprint.names.normalise_name`); a
     folder whose name cannot be one is skipped (``invalid person name``). A face whose image (same
     decoded pixels) is already enrolled for the person, or earlier in this run, counts as ``already
-    enrolled``; unless ``allow_duplicate``, a face scoring at or above the profile's threshold
-    (FMR 1e-3) against another person, in the gallery or earlier in this run, is skipped as
-    ``matches another person``, naming them and the score.
+    enrolled``; unless ``allow_duplicate``, a face scoring at or above the profile's duplicate
+    threshold (:attr:`faceprint.engine.Engine.duplicate_threshold`) against another person, in the
+    gallery or earlier in this run, is skipped as ``matches another person``, naming them and the score.
     """
     from .engine import Engine
     from .gallery import EnrolmentItem, Gallery
     from .types import Template
 
     profile_engine = Engine(profile)  # resolves the profile name; loads no model
-    model_id, threshold = profile_engine.model_id, profile_engine.threshold
+    model_id, threshold = profile_engine.model_id, profile_engine.duplicate_threshold
     scan = scan_tree(root)
     people = scan.people
     if not people:

@@ -180,6 +180,11 @@ def test_engine_enroll_api(engine_fast, knn, tmp_path):
         engine_fast.enroll("Barack", [photo], gallery)
     assert (caught.value.person, caught.value.other) == ("Barack", JOSE) and caught.value.score > 0.99
     assert caught.value.code == "duplicate_identity"
+    with pytest.raises(DuplicateIdentityError) as other_photo:  # another photo of him is caught too
+        engine_fast.enroll("Barack", [knn / "train/obama/obama2.jpg"], gallery)
+    assert engine_fast.duplicate_threshold <= other_photo.value.score < 0.99
+    assert engine_fast.duplicate_threshold > engine_fast.threshold  # stricter than identification's
+    assert engine_fast.enroll("biden", [knn / "train/biden/biden.jpg"], gallery).face_count == 1  # someone else
     with pytest.raises(InvalidNameError):
         engine_fast.enroll("Bar\nack", [photo], gallery, allow_duplicate=True)
     assert engine_fast.enroll("Barack", [photo], gallery, allow_duplicate=True).face_count == 1
