@@ -143,7 +143,8 @@ class AuditLog:
             try:
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
             except OSError as exc:
-                raise AuditLogError(f"cannot open audit log {self.path}: {exc}") from exc
+                raise AuditLogError(f"cannot open audit log {self.path}: {exc.strerror or exc}; give a file "
+                                    f"path in a folder that exists and can be written") from exc
             with os.fdopen(fd, "r+b") as fh:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
                 try:

@@ -103,3 +103,9 @@ class DuplicateIdentityError(FaceprintError):
     def __init__(self, message: str, *, person: str = "", other: str = "", score: float = float("nan")) -> None:
         super().__init__(message)
         self.person, self.other, self.score = person, other, score
+
+
+class ModelConfigError(FaceprintError):
+    """A model config file (``--model-config``) that is missing, not JSON, or not a valid embedder spec."""
+
+    code = "model_config"

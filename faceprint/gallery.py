@@ -255,7 +255,8 @@ class Gallery:
         if not os.path.isdir(parent):
             raise GalleryError(f"cannot open gallery {self.path}: directory {parent} does not exist")
         if os.path.isdir(self.path):
-            raise GalleryError(f"cannot open gallery {self.path}: it is a directory")
+            raise GalleryError(f"cannot open gallery {self.path}: it is a folder; give a gallery file, e.g. "
+                               f"{os.path.join(self.path, 'people.db')}")
         exists = os.path.exists(self.path) and os.path.getsize(self.path) > 0
         if not exists and (model is None or dim is None):
             raise GalleryError(f"gallery {self.path} does not exist; enrol with a model to create it")
@@ -275,7 +276,8 @@ class Gallery:
             self._upgrade()
         except sqlite3.DatabaseError as exc:
             self.close()
-            raise GalleryError(f"{self.path} is not a faceprint gallery (not a SQLite database: {exc})") from exc
+            raise GalleryError(f"{self.path} is not a faceprint gallery (not a SQLite database: {exc}); give the "
+                               f"gallery file enroll created, or a new file name to start one") from exc
         except BaseException:
             self.close()
             raise
@@ -329,7 +331,7 @@ class Gallery:
         if encryption and key.fingerprint != meta.get("key_check"):
             raise WrongGalleryKeyError(
                 f"gallery {self.path} is encrypted with another key (key check {meta.get('key_check')}, "
-                f"given {key.fingerprint})")
+                f"given {key.fingerprint}); give the key file it was encrypted with")
         if not encryption and key is not None:
             if not empty:
                 raise GalleryNotEncryptedError(
@@ -341,7 +343,8 @@ class Gallery:
         if stored != given and not (stored is None and empty):
             raise TransformMismatchError(
                 f"gallery {self.path} stores templates under cancelable transform {stored or 'none'}, "
-                f"not {given or 'none'}")
+                f"not {given or 'none'}; " + ("drop --transform-key-file: it has no transform" if stored is None else
+                                             "give the --transform-key-file and --transform-mode it was made with"))
         if stored is None and given is not None:
             updates["transform"] = given
         if updates or "gallery_id" not in meta:

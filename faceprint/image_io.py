@@ -125,7 +125,7 @@ def load_image(
     else:
         raise UnsupportedInputError(f"{label}: unsupported input type {type(source).__name__}; expected {_ACCEPTED}")
     if not data:
-        raise ImageDecodeError(f"{label}: empty image data (0 bytes)")
+        raise ImageDecodeError(f"{label}: empty image data (0 bytes); give a complete image file")
     if len(data) > max_bytes:
         raise ImageTooLargeError(f"{label}: {len(data)} bytes is over the limit of {max_bytes} bytes")
     try:
@@ -208,7 +208,8 @@ def _wide_colour_from_bytes(data: bytes, img: Image.Image, label: str) -> np.nda
 
 def _read_file(path: str | os.PathLike, label: str, max_bytes: int) -> bytes:
     if os.path.isdir(path):
-        raise ImageDecodeError(f"{label}: is a directory")
+        raise ImageDecodeError(f"{label}: is a folder, not an image file; give one image (identify and find "
+                               f"take a folder of images)")
     try:
         size = os.path.getsize(path)
         if size > max_bytes:
@@ -216,7 +217,7 @@ def _read_file(path: str | os.PathLike, label: str, max_bytes: int) -> bytes:
         with open(path, "rb") as fh:
             return fh.read(max_bytes + 1)  # the caller re-checks the length
     except FileNotFoundError:
-        raise ImageDecodeError(f"{label}: no such file") from None
+        raise ImageDecodeError(f"{label}: no such file; check the path") from None
     except OSError as exc:
         raise ImageDecodeError(f"{label}: cannot read file ({exc.strerror or exc})") from None
 
@@ -224,7 +225,8 @@ def _read_file(path: str | os.PathLike, label: str, max_bytes: int) -> bytes:
 def _check_pixels(width: int, height: int, label: str, max_pixels: int) -> None:
     if width * height > max_pixels:
         raise ImageTooLargeError(
-            f"{label}: {width}x{height} = {width * height} pixels is over the limit of {max_pixels}"
+            f"{label}: {width}x{height} = {width * height} pixels is over the limit of {max_pixels}; "
+            f"give a smaller copy of the image"
         )
 
 

@@ -72,7 +72,8 @@ def _capture_target(source: str | int | os.PathLike) -> str | int:
     if text.isdigit():
         return int(text)  # "0" on the command line means camera 0
     if "://" not in text and not os.path.exists(text):
-        raise VideoOpenError(f"{text}: no such video file")
+        raise VideoOpenError(f"{text}: no such video file; check the path, or give a camera index (0) or a "
+                             f"stream URL (rtsp://...)")
     return text
 
 

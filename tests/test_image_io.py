@@ -246,7 +246,7 @@ def test_missing_file_and_directory(tmp_path):
     with pytest.raises(ImageDecodeError, match="no such file") as exc:
         load_image(missing)
     assert str(missing) in str(exc.value)
-    with pytest.raises(ImageDecodeError, match="is a directory") as exc:
+    with pytest.raises(ImageDecodeError, match="is a folder, not an image file") as exc:
         load_image(str(tmp_path))
     assert str(tmp_path) in str(exc.value)
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..align import ARCFACE_112
-from ..errors import ModelUnavailableError
+from ..errors import ModelConfigError, ModelUnavailableError
 from .base import Embedder, ModelCard
 from .onnx_runtime import OnnxModel
 
@@ -67,10 +67,20 @@ class OnnxEmbedderSpec:
 
 
 def read_specs(path: str | os.PathLike) -> list[OnnxEmbedderSpec]:
-    """Specs from a JSON file holding one spec object or a list of them."""
-    data = json.loads(Path(path).read_text())
-    items = data if isinstance(data, list) else [data]
-    return [OnnxEmbedderSpec.from_dict(item, base_dir=Path(path).parent) for item in items]
+    """Specs from a JSON file holding one spec object or a list of them.
+
+    Raises :class:`~faceprint.errors.ModelConfigError` for a file that cannot be read, is not JSON or
+    holds an invalid spec, naming the file and the problem.
+    """
+    try:
+        data = json.loads(Path(path).read_text())
+        items = data if isinstance(data, list) else [data]
+        return [OnnxEmbedderSpec.from_dict(item, base_dir=Path(path).parent) for item in items]
+    except OSError as exc:
+        raise ModelConfigError(f"model config {path}: cannot read it ({exc.strerror or exc}); check the path") from None
+    except (ValueError, TypeError, AttributeError) as exc:  # bad JSON, a spec that is not an object, bad values
+        raise ModelConfigError(f"model config {path}: not a valid embedder spec ({exc}); see the README, "
+                               f"'Your own ONNX embedder', for the JSON form") from None
 
 
 class OnnxEmbedder(Embedder):
@@ -78,7 +88,8 @@ class OnnxEmbedder(Embedder):
 
     def __init__(self, spec: OnnxEmbedderSpec, threads: int | None = None) -> None:
         if not Path(spec.path).is_file():
-            raise ModelUnavailableError(f"model '{spec.name}': no such file {spec.path}")
+            raise ModelUnavailableError(f"model '{spec.name}': no such file {spec.path}; fix its 'path' in the "
+                                        f"model config (--model-config)")
         self.spec = spec
         self._model = OnnxModel(spec.path, threads=threads)
         self.crop_size = (int(spec.input_size[0]), int(spec.input_size[1]))
