@@ -11,11 +11,12 @@ pulled it down:
   (:func:`brightness`), 0 at ``dark_low``, 1 from ``dark_high``.
 
 The Laplacian variance falls with the square of the exposure, so a dark crop would read as blurry.
-Sharpness is therefore judged at a normal exposure: a region darker than ``blur_ref_grey`` (65, about
-the 1st percentile of usable faces in LFW, UTKFace and deepface's set) has its variance multiplied by ``(blur_ref_grey / mean)**2``,
-as if scaled up to that mean grey. An underexposed face is reported as ``dark``, not ``blurry``;
-faces at or above ``blur_ref_grey`` (about 99% of them) are measured exactly as before; of 1,122
-faces detected there, 2 changed (dim, dark-skinned faces no longer called blurry).
+Sharpness is therefore judged at a normal exposure: a region darker than ``blur_ref_grey`` (65,
+about the 1st percentile of usable faces in LFW, UTKFace and deepface's set) has its variance
+multiplied by ``(blur_ref_grey / mean)**2``, as if scaled up to that mean grey. An underexposed face
+is reported as ``dark``, not ``blurry``; faces at or above ``blur_ref_grey`` (about 99% of them) are
+measured exactly as before. Of 1,122 faces detected in a sample of those sets, 2 changed: dim,
+dark-skinned faces no longer called blurry.
 
 Faces below ``min_quality`` are dropped before alignment. The defaults keep every usable LFW face
 and drop tiny, smeared, side-on or underexposed detections that make unreliable templates. The

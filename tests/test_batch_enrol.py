@@ -77,7 +77,7 @@ def test_tree_reasons_rerun_and_increment(capsys, tree, data_dir, tmp_path):
 
     # One new image: only that one is enrolled.
     new = tree / "alex_lacamoire/new.jpg"
-    Image.open(data_dir / "knn-small/train/obama/obama2.jpg").convert("RGB").save(new, quality=90)
+    Image.open(data_dir / "knn-small/test/alex_lacamoire1.jpg").convert("RGB").save(new, quality=90)
     _, third = run_json(capsys, "enroll", "--gallery", gallery, "--tree", tree, "--json", *FAST)
     assert third["enrolled"] == [{"person": "alex_lacamoire", "faces_added": 1, "faces_total": 2}]
     assert third["skipped_counts"]["already enrolled"] == 9

@@ -518,7 +518,7 @@ def test_bit_depth_is_the_smallest_that_holds_the_data():
 
 
 def test_12bit_data_in_16bit_containers_keeps_its_brightness(face_photo):
-    """12-bit data (infrared / machine-vision cameras) in 16-bit PNG, TIFF and arrays reads back as the 8-bit original."""
+    """12-bit data (infrared, machine-vision cameras) in 16-bit PNG, TIFF and arrays reads as the 8-bit original."""
     cv2 = pytest.importorskip("cv2")
     twelve = ((face_photo.astype(np.uint32) * 4095 + 127) // 255).astype(np.uint16)
     assert twelve.max() < 4096 and twelve.max() > 3800
