@@ -125,19 +125,22 @@ class YuNetDetector(Detector):
             for face in self._run(bgr, main_scale, image)
         ]
         runs = 1
-        scale, trigger = main_scale, self._too_large(found)
-        while trigger and runs < 1 + MAX_COARSE:
-            scale = min(0.75 * scale, TARGET_FACE / trigger)
+        scale, triggers = main_scale, self._too_large(found)
+        while triggers and runs < 1 + MAX_COARSE:
+            scale = min(0.75 * scale, TARGET_FACE / max(b.width for b in triggers))
             if scale * long_side < MIN_SIDE:
                 break
+            # Only faces where the pass before saw one too large: at a coarse scale YuNet also finds
+            # faces in the background (a shoulder, hair) that the finer pass rightly did not.
             coarse = [
                 _Found(face, runs, scale, face.box.width * scale <= LARGE_FACE)
                 for face in self._run(bgr, scale, image)
                 if face.box.width * main_scale >= LARGE_FACE / 2  # smaller ones: the main pass sees them better
+                and any(_same_face(face.box, b) for b in triggers)
             ]
             found += coarse
             runs += 1
-            trigger = max((f.face.box.width for f in coarse if not f.trusted), default=0.0)
+            triggers = [f.face.box for f in coarse if not f.trusted]
         tile_scale = min(1.0, SMALL_FACE / self.min_face) if self.min_face > 0 else 0.0
         if small_faces and tile_scale > 1.1 * main_scale:
             found += self._tiles(bgr, image, tile_scale, main_scale, runs)
@@ -150,18 +153,17 @@ class YuNetDetector(Detector):
         return faces
 
     @staticmethod
-    def _too_large(found: list[_Found]) -> float:
-        """Width (source px) of the widest face the main pass saw beyond the band, or of the
-        union of two overlapping boxes (one face split in two); 0 when there is none."""
-        widths = [f.face.box.width for f in found if not f.trusted]
+    def _too_large(found: list[_Found]) -> list[Box]:
+        """Boxes (source px) of the faces the main pass saw beyond the band, and the union of
+        any two overlapping boxes (one large face split in two); empty when there is none."""
+        boxes = [f.face.box for f in found if not f.trusted]
         for i, a in enumerate(found):
             for b in found[i + 1:]:
                 if _overlap(a.face.box, b.face.box)[1] > OVERLAP_TRIGGER:
-                    union = (max(a.face.box.x + a.face.box.width, b.face.box.x + b.face.box.width)
-                             - min(a.face.box.x, b.face.box.x))
-                    if union * a.scale > LARGE_FACE / 2:  # smaller: two faces, one partly behind the other
-                        widths.append(union)
-        return max(widths, default=0.0)
+                    union = _union(a.face.box, b.face.box)
+                    if union.width * a.scale > LARGE_FACE / 2:  # smaller: two faces, one partly behind the other
+                        boxes.append(union)
+        return boxes
 
     def _run(self, bgr: np.ndarray, scale: float, image: np.ndarray, offset: tuple[float, float] = (0.0, 0.0),
              resized: np.ndarray | None = None) -> list[Face]:
@@ -253,6 +255,13 @@ def _suppress(found: list[_Found]) -> list[_Found]:
     return kept
 
 
+def _union(a: Box, b: Box) -> Box:
+    """The smallest box holding ``a`` and ``b``."""
+    x0, y0 = min(a.x, b.x), min(a.y, b.y)
+    return Box(x0, y0, max(a.x + a.width, b.x + b.width) - x0, max(a.y + a.height, b.y + b.height) - y0)
+
+
 def _same_face(a: Box, b: Box) -> bool:
+    """True when two boxes overlap enough to be one face (IoU 0.3, or 0.5 of the smaller box)."""
     iou, over_smaller = _overlap(a, b)
     return iou > 0.3 or over_smaller > 0.5
