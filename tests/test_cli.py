@@ -256,7 +256,6 @@ def test_console_script_error_after_model_load_is_one_line(data_dir, tmp_path):
 def test_no_subcommand_module_changes_the_shared_defaults():
     """Subcommand modules share the option objects of --model & co.; none may change their defaults."""
     from faceprint.cli import build_parser
-    from faceprint.profiles import DEFAULT_PROFILE
 
     parser = build_parser()
     for argv in (["detect", "x.jpg"], ["eval", "lfw", "--images", "i", "--pairs", "p"],
