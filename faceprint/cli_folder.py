@@ -118,10 +118,10 @@ def identify_folder(args: argparse.Namespace) -> int:
 
 def _identify_folder(args: argparse.Namespace) -> int:
     root = Path(args.image)
+    if args.out:
+        raise FaceprintError(f"--out writes the annotated copy of one image, in table or JSON form: for {root} "
+                             f"{'(a folder)' if root.is_dir() else 'with --format csv'} drop --out")
     if root.is_dir():
-        if args.out:
-            raise FaceprintError(f"--out writes one annotated image: give one image file instead of the folder "
-                                 f"{root}, or drop --out")
         found = folder_images(root)
     else:
         found = FolderImages(root.parent, [root], 0)
