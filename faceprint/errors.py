@@ -92,7 +92,7 @@ class InvalidNameError(FaceprintError):
 
 
 class DuplicateIdentityError(FaceprintError):
-    """An enrolment face that already matches another enrolled person at or above the threshold.
+    """An enrolment face that already matches another enrolled person (at or above the duplicate threshold).
 
     ``person`` is the name being enrolled, ``other`` the person it matches and ``score`` their
     cosine similarity; enrol anyway with ``allow_duplicate`` (``--allow-duplicate``).
