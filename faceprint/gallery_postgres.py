@@ -381,7 +381,11 @@ class PostgresGallery:
             return [_person(r) for r in conn.execute(self._q(self._PERSON_SQL + " ORDER BY p.name COLLATE \"C\""))]
 
     def get_person(self, name: str) -> PersonRecord:
-        """The person called ``name`` (any form with the same canonical name); :class:`PersonNotFoundError` when absent."""
+        """The person called ``name`` (in any form with the same canonical name).
+
+        :class:`PersonNotFoundError` when absent; :class:`~faceprint.errors.InvalidNameError` for a
+        name that cannot be a person's.
+        """
         name = normalise_name(name)
         with self._transaction() as conn:
             row = conn.execute(self._q(self._PERSON_SQL + " WHERE p.name = %s"), (name,)).fetchone()

@@ -62,7 +62,8 @@ def repair_name(name: str) -> str:
     """A stored name brought to the canonical form, for migrating existing galleries.
 
     Like :func:`normalise_name`, but the characters it refuses become spaces and no length limit
-    applies; the result is ``""`` when nothing printable is left. Idempotent: ``repair_name(repair_name(x)) == repair_name(x)``.
+    applies; the result is ``""`` when nothing printable is left.
+    Idempotent: ``repair_name(repair_name(x)) == repair_name(x)``.
     """
     text = unicodedata.normalize("NFC", name)
     text = "".join(" " if _hidden(ch) else ch for ch in text)

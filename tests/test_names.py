@@ -197,7 +197,8 @@ def test_tree_skips_a_face_of_another_person(knn, tmp_path):
     from faceprint.batch import ALREADY_ENROLLED, MATCHES_OTHER, enrol_tree
 
     tree = tmp_path / "tree"
-    for folder, files in {"obama": ["obama.jpg", "obama2.jpg"], "Barack": ["obama.jpg"], "biden": ["biden.jpg"]}.items():
+    layout = {"obama": ["obama.jpg", "obama2.jpg"], "Barack": ["obama.jpg"], "biden": ["biden.jpg"]}
+    for folder, files in layout.items():
         (tree / folder).mkdir(parents=True)
         for name in files:
             src = knn / "train" / ("biden" if folder == "biden" else "obama") / name
