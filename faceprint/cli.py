@@ -117,7 +117,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
                 audit_cli(args, "enroll", subject=name, details={"faces": len(items)})
                 enrolled.append({"person": record.name, "faces_added": len(items), "faces_total": record.face_count})
     rows = [(e["person"], e["faces_added"], e["faces_total"]) for e in enrolled]
-    text = table(rows, ["person", "faces added", "faces in gallery"])
+    text = table(rows, ["person", "faces added", "faces in gallery"]) if rows else "nothing new enrolled"
     if skipped or already:
         text += "\nskipped:\n" + "\n".join(f"  {s['image']}: {s['reason']}" for s in skipped + already)
     text += f"\ngallery: {args.gallery} (model {engine.model_id})"
