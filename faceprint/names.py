@@ -11,8 +11,9 @@ service and both gallery backends, for writes and for every lookup) passes it th
 * refused, with :class:`~faceprint.errors.InvalidNameError`: a name that is not a string, is empty
   after stripping, is longer than :data:`MAX_NAME_LENGTH` characters, or holds inside it a
   character of Unicode category C* (control, format, surrogate, private use, unassigned: newline,
-  tab, NUL, bidirectional overrides, zero-width joiners ...) or a line or paragraph separator
-  (U+2028, U+2029).
+  tab, NUL, bidirectional overrides, zero-width spaces ...) or a line or paragraph separator
+  (U+2028, U+2029). The zero-width non-joiner and joiner (U+200C, U+200D) are kept: Persian and
+  several Indic scripts need them to spell names correctly.
 
 Case is kept: "ada" and "Ada" are two names.
 """
@@ -25,11 +26,15 @@ from .errors import InvalidNameError
 
 #: The longest name accepted, in characters (after normalisation).
 MAX_NAME_LENGTH = 200
+#: Format characters (category Cf) that are part of correct spelling in some scripts.
+SPELLING_JOINERS = frozenset({"\u200c", "\u200d"})
 
 
 def _hidden(ch: str) -> bool:
     """True for a character of Unicode category C* (control, format, surrogate, private, unassigned)
     or a line or paragraph separator (Zl, Zp)."""
+    if ch in SPELLING_JOINERS:
+        return False
     category = unicodedata.category(ch)
     return category.startswith("C") or category in ("Zl", "Zp")
 

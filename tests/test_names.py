@@ -55,6 +55,8 @@ def test_normalise_name_rule():
     assert normalise_name("  Ada Lovelace\n") == "Ada Lovelace"  # surrounding whitespace, a trailing newline too
     assert normalise_name("Ada \u00a0  Lovelace") == "Ada Lovelace"  # inner runs of spaces, no-break ones too
     assert normalise_name("ada") != normalise_name("Ada")  # case is kept
+    persian = "\u0645\u06cc\u200c\u0631\u0648\u0632"  # a Persian name spelled with a zero-width non-joiner
+    assert normalise_name(persian) == persian
     for bad, shown in [("Ada\nLovelace", "U+000A"), ("Ada\tL", "U+0009"), ("Ada\x00", "U+0000"),
                        ("Ada\u202eecalevoL", "U+202E"), ("A\u200bda", "U+200B"), ("Ada\u2028L", "U+2028")]:
         with pytest.raises(InvalidNameError, match=re.escape(shown)):
