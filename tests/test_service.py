@@ -377,13 +377,14 @@ def test_delete_person_then_unknown(service, files):
 
 
 def test_pool_refuses_past_its_queue_and_times_out():
-    pool = InferencePool(workers=1, queue=1, timeout_s=5, fmr=1e-3, max_pixels=1_000_000)
+    pool = InferencePool(workers=1, queue=1, timeout_s=30, fmr=1e-3, max_pixels=1_000_000)
     release = threading.Event()
 
     async def scenario():
-        blocked = asyncio.ensure_future(pool.submit("fast", lambda e: release.wait(10)))
+        blocked = asyncio.ensure_future(pool.submit("fast", lambda e: release.wait(30)))
         queued = asyncio.ensure_future(pool.submit("fast", lambda e: "queued"))
-        await asyncio.sleep(0.2)
+        while pool.pending < 2:  # both have taken their slot (submit takes it before its first await)
+            await asyncio.sleep(0)
         with pytest.raises(BusyError):
             await pool.submit("fast", lambda e: "refused")
         release.set()
@@ -391,28 +392,31 @@ def test_pool_refuses_past_its_queue_and_times_out():
 
     assert asyncio.run(scenario()) == (True, "queued")
     assert pool.pending == 0
-    slow = InferencePool(workers=1, queue=0, timeout_s=0.2, fmr=1e-3, max_pixels=1_000_000)
-    with pytest.raises(InferenceTimeoutError):
-        asyncio.run(slow.submit("fast", lambda e: time.sleep(1)))
-    time.sleep(1)
-    assert slow.pending == 0  # the slot came back when the slow job ended
     pool.close()
-    slow.close()
+
+    # A request that times out gives its slot back once its job ends (or is cancelled before it starts).
+    slow = InferencePool(workers=1, queue=0, timeout_s=0.05, fmr=1e-3, max_pixels=1_000_000)
+    hold = threading.Event()
+    with pytest.raises(InferenceTimeoutError):
+        asyncio.run(slow.submit("fast", lambda e: hold.wait(30)))
+    hold.set()
+    slow.close()  # waits for the job; its done-callback has run when this returns
+    assert slow.pending == 0
 
 
 def test_busy_service_answers_429(tmp_path, data_dir):
     settings = ServiceSettings(tmp_path, profile="fast", workers=1, queue=0, warm=False)
     app = create_app(settings)
     admin, _ = app.state.service.keys.create("admin", ["*"])
-    gate = threading.Event()
+    started, gate = threading.Event(), threading.Event()
     pool = app.state.service.pool
     with TestClient(app) as client:
         async def hold():
-            await pool.submit("fast", lambda e: gate.wait(10))
+            await pool.submit("fast", lambda e: (started.set(), gate.wait(30)))
 
         holder = threading.Thread(target=lambda: asyncio.run(hold()))
         holder.start()
-        time.sleep(0.3)
+        assert started.wait(60), "the holding job never started"  # its slot is taken from here on
         r = client.post("/v1/detect", files=[("image", ("x.png", _png(50, 50), "image/png"))], headers=auth(admin))
         gate.set()
         holder.join()
