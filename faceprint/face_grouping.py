@@ -134,7 +134,7 @@ def _read_faces(engine: Engine, source: Path, every: int, skipped: list[dict]) -
     with VideoSource(source) as video:
         for frame in video.frames(every=every):
             where = {"source": str(source), "frame": frame.index, "time_s": round(frame.time_s, 3)}
-            yield where, engine.finder.find(frame.image)
+            yield where, engine.finder.find(frame.image, any_orientation=False, small_faces=False)  # video frames
 
 
 def _contact_sheet(out: Path, entries: list[FaceEntry], rows: list[tuple[str, list[int]]],

@@ -561,7 +561,7 @@ def identify_every_frame(engine: Engine, gallery: GalleryStore, source: VideoSou
     for frame in source.frames(limit=max_frames):
         stats.stage_s["read"] += perf() - t_read
         t0 = perf()
-        faces = engine.finder.find(frame.image, usable_only=True)
+        faces = engine.finder.find(frame.image, usable_only=True, any_orientation=False, small_faces=False)
         stats.stage_s["detect"] += perf() - t0
         stats.detections += 1
         t0 = perf()
