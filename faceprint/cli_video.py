@@ -125,23 +125,40 @@ def _event_outputs(args: argparse.Namespace):
 def cmd_video(args: argparse.Namespace) -> int:
     """Track and name every face in a video; print events as they happen, then a summary, the JSON timeline
     and the annotated video. Stopped by SIGINT/SIGTERM it still writes all of them and returns 0."""
+    if args.every < 1 or args.stride < 1:
+        raise FaceprintError("--every and --stride must be at least 1")
+    if args.reconnect_max < 0:
+        raise FaceprintError("--reconnect-max must be 0 (no reconnecting) or more")
+    with StopOnSignals() as stop:  # from here on a signal stops cleanly, even one while the models load
+        timeline, outputs = _watch(args, stop.event)
+    stopped_by = stop.name if timeline.ended == "stopped" else None
+    data = timeline.to_dict()
+    if args.out_json:
+        Path(args.out_json).write_text(json.dumps(data, indent=1))
+    if stopped_by:
+        print(f"faceprint: stopped by {stopped_by} after {timeline.stats.frames} frames; the summary and "
+              "timeline cover what was seen until then", file=sys.stderr)
+    emit(args, data, _summary(timeline, args, outputs, stopped_by))
+    return 0
+
+
+def _watch(args: argparse.Namespace, stop: threading.Event):
+    """Open the source, gallery, event outputs and annotated video; run until the end or ``stop``; close.
+
+    Returns the timeline and the (closed) event outputs.
+    """
     from tqdm import tqdm
 
     from .draw_video import AnnotatedVideoWriter
     from .video_recognition import VideoRecognizer, VideoSettings
     from .video_source import ReconnectPolicy, VideoSource
 
-    if args.every < 1 or args.stride < 1:
-        raise FaceprintError("--every and --stride must be at least 1")
-    if args.reconnect_max < 0:
-        raise FaceprintError("--reconnect-max must be 0 (no reconnecting) or more")
     args.model = _profile_for(args)
     settings = VideoSettings(every=args.every, stride=args.stride, min_face=args.min_face,
                              max_frames=args.max_frames)
     engine = engine_from_args(args, args.gallery)
     reconnect = ReconnectPolicy(attempts=args.reconnect_max)
-    with (StopOnSignals() as stop,
-          VideoSource(args.source, loop=args.loop, reconnect=reconnect) as source,
+    with (VideoSource(args.source, loop=args.loop, reconnect=reconnect) as source,
           engine.open_gallery(args.gallery, create=False) as gallery):
         total = source.frame_count if args.max_frames is None else min(source.frame_count or args.max_frames,
                                                                        args.max_frames)
@@ -163,7 +180,7 @@ def cmd_video(args: argparse.Namespace) -> int:
                 timeline = VideoRecognizer(engine, gallery, settings).run(
                     source,
                     on_frame=(lambda frame, tracks: writer.write(frame.image, tracks)) if writer else None,
-                    progress=bar.update, on_event=on_event, stop=stop.event,
+                    progress=bar.update, on_event=on_event, stop=stop,
                 )
         except KeyboardInterrupt:  # the second signal: abort without waiting for the webhook
             outputs.close(wait=False)
@@ -172,15 +189,7 @@ def cmd_video(args: argparse.Namespace) -> int:
             if writer is not None:
                 writer.close()
             outputs.close()  # the webhook's queue drains here (a second signal aborts it)
-        stopped_by = stop.name if timeline.ended == "stopped" else None
-    data = timeline.to_dict()
-    if args.out_json:
-        Path(args.out_json).write_text(json.dumps(data, indent=1))
-    if stopped_by:
-        print(f"faceprint: stopped by {stopped_by} after {timeline.stats.frames} frames; the summary and "
-              "timeline cover what was seen until then", file=sys.stderr)
-    emit(args, data, _summary(timeline, args, outputs, stopped_by))
-    return 0
+    return timeline, outputs
 
 
 def _summary(timeline, args: argparse.Namespace, outputs=None, stopped_by: str | None = None) -> str:

@@ -458,6 +458,26 @@ def test_cli_prints_events_as_they_happen_and_writes_them_to_file_and_webhook(ga
     assert {e["person"] for e in events if e["event"] == "ended"} - {None} == {p["person"] for p in data["people"]}
 
 
+def test_cli_ctrl_c_while_the_models_load_still_ends_cleanly(gallery_path, clip, tmp_path, capsys, monkeypatch):
+    from faceprint import cli_video
+
+    profile_for = cli_video._profile_for
+
+    def ctrl_c_then_load(args):  # the signal arrives before the video is opened
+        signal.raise_signal(signal.SIGINT)
+        return profile_for(args)
+
+    monkeypatch.setattr(cli_video, "_profile_for", ctrl_c_then_load)
+    out_json = tmp_path / "t.json"
+    args = cli.build_parser().parse_args(["video", str(clip), "--loop", "--gallery", str(gallery_path),
+                                          "--out-json", str(out_json)])
+    assert args.func(args) == 0
+    captured = capsys.readouterr()
+    assert "stopped by SIGINT after 0 frames" in captured.err and "stopped by SIGINT: results so far" in captured.out
+    data = json.loads(out_json.read_text())
+    assert data["ended"] == "stopped" and data["stats"]["frames"] == 0 and data["tracks"] == []
+
+
 def test_cli_option_errors(gallery_path, clip, tmp_path):
     parser = cli.build_parser()
     out_video = tmp_path / "v.mp4"
