@@ -96,8 +96,8 @@ def orientation_study(data: Path) -> int:
               "turned left as given": 0, "turned wrongly": 0}
     for path in files:
         image = load_image(path)
-        upright = finder.find(image, usable_only=True)
-        if not upright:
+        upright = finder.find(image)
+        if not any(finder.gate.passes(f) for f in upright):
             continue
         counts["photos"] += 1
         counts["upright searched"] += max(f.score for f in upright) < SURE_SCORE

@@ -4,9 +4,10 @@ A photo taken sideways and saved without an EXIF orientation tag reaches the det
 90, 180 or 270 degrees. YuNet then misses the real face or scores it low, and finds "faces" in
 the background that pass the quality gate (a window, a shoulder), while it scores upside-down
 faces almost as high as upright ones (up to 0.91). :class:`FaceFinder` therefore looks at the
-other three orientations whenever no usable face reaches :data:`SURE_SCORE`, and turns the image
-only when another orientation shows a usable face scored at least :data:`TURN_SCORE` and
-:data:`TURN_MARGIN` above the best upright one. Measured with YuNet on 184 real photos (LFW,
+other three orientations whenever no face reaches :data:`SURE_SCORE`, and turns the image only
+when another orientation shows a face scored at least :data:`TURN_SCORE` and :data:`TURN_MARGIN`
+above the best upright one. Scores of every detection count, usable or not: a sure profile face
+shows which way is up as well as a frontal one. Measured with YuNet on 184 real photos (LFW,
 pairs-small, knn-small, video stills, Yale; ``benchmarks/detection_scale.py --orientation``), each
 also turned 90, 180 and 270 degrees: no upright photo is turned (16 of them have no sure face and
 are searched), 551 of the 552 turned photos are put right and one is left as given; none of 92
@@ -27,12 +28,12 @@ from .types import Box, Face
 
 log = logging.getLogger(__name__)
 
-#: A usable face scored at least this by the detector settles the orientation of the image
+#: A face scored at least this by the detector settles the orientation of the image
 #: (YuNet scores upright faces 0.93 typically, upside-down and sideways ones up to 0.91).
 SURE_SCORE = 0.92
-#: The least score of the best usable face in another orientation for the image to be turned ...
+#: The least score of the best face in another orientation for the image to be turned ...
 TURN_SCORE = 0.88
-#: ... and how much it must beat the best usable upright face by.
+#: ... and how much it must beat the best upright face by.
 TURN_MARGIN = 0.03
 #: Long side (px) of the shrunk copies compared by the orientation search.
 SEARCH_SIDE = 640
@@ -84,8 +85,7 @@ class FaceFinder:
     """Runs a detector model and scores every face with a :class:`QualityGate`.
 
     ``find(image)`` returns every detected face, quality-assessed, largest first;
-    ``find(image, usable_only=True)`` keeps only faces that pass the gate. When no usable face
-    is sure (score below :data:`SURE_SCORE`), the image is also searched turned by 90, 180 and
+    ``find(image, usable_only=True)`` keeps only faces that pass the gate. When no face is sure (score below :data:`SURE_SCORE`), the image is also searched turned by 90, 180 and
     270 degrees, and the faces of the best orientation are returned (each with its
     ``orientation``; boxes and landmarks in the coordinates of the image as given).
     """
@@ -103,7 +103,7 @@ class FaceFinder:
         passes for faces too small for its main pass (see :meth:`Detector.detect`).
         """
         faces = self._assessed(image, 0, small_faces)
-        if any_orientation and self._evidence(faces) < SURE_SCORE:
+        if any_orientation and _best_score(faces) < SURE_SCORE:
             angle = self._orientation(image, faces)
             if angle:
                 log.info("no sure upright face; faces are upright with the image turned %d degrees clockwise", angle)
@@ -123,13 +123,9 @@ class FaceFinder:
             found = [unturn_face(f, angle, image) for f in found]
         return [self.gate.assess(f) for f in found]
 
-    def _evidence(self, faces: list[Face]) -> float:
-        """The best detector score of a usable face (0 when none is usable)."""
-        return max((f.score for f in faces if self.gate.passes(f)), default=0.0)
-
     def _orientation(self, image: np.ndarray, upright: list[Face]) -> int:
         """The clockwise turn (degrees) that puts the faces of ``image`` upright; 0 unless another
-        orientation's best usable face scores at least :data:`TURN_SCORE` and :data:`TURN_MARGIN`
+        orientation's best face scores at least :data:`TURN_SCORE` and :data:`TURN_MARGIN`
         more than the upright one.
 
         Compared on copies shrunk to :data:`SEARCH_SIDE` px (about 10 ms a turn); ``upright``
@@ -142,19 +138,23 @@ class FaceFinder:
             evidence = {0: self._search_evidence(small, 0)}
         else:  # the image is already small: its upright faces are the upright evidence
             small = image
-            evidence = {0: self._evidence(upright)}
+            evidence = {0: _best_score(upright)}
         for angle in ORIENTATIONS[1:]:
             evidence[angle] = self._search_evidence(small, angle)
-        log.debug("best usable score per clockwise turn: %s", evidence)
+        log.debug("best detector score per clockwise turn: %s", evidence)
         angle = max(ORIENTATIONS, key=lambda a: evidence[a])
         if angle and evidence[angle] >= TURN_SCORE and evidence[angle] >= evidence[0] + TURN_MARGIN:
             return angle
         return 0
 
     def _search_evidence(self, small: np.ndarray, angle: int) -> float:
-        """The best usable face's score in ``small`` turned ``angle`` degrees clockwise."""
-        faces = self.detector.detect(turn(small, angle), small_faces=False)
-        return self._evidence([self.gate.assess(f) for f in faces])
+        """The best face's score in ``small`` turned ``angle`` degrees clockwise."""
+        return _best_score(self.detector.detect(turn(small, angle), small_faces=False))
+
+
+def _best_score(faces: list[Face]) -> float:
+    """The best detector score among ``faces`` (0 when there are none)."""
+    return max((f.score for f in faces), default=0.0)
 
 
 def central_face(faces: list[Face], image_shape: tuple[int, ...]) -> Face | None:
