@@ -26,7 +26,7 @@ log = logging.getLogger("faceprint")
 
 # Modules that add their own subcommands: each has register(sub, eval_sub, common).
 SUBCOMMAND_MODULES = ("cli_serve", "cli_pad", "cli_liveness", "cli_video", "cli_cluster", "cli_privacy", "cli_trust",
-                      "cli_folder")
+                      "cli_folder", "cli_doctor")
 
 
 def cmd_detect(args: argparse.Namespace) -> int:

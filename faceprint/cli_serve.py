@@ -35,6 +35,9 @@ def _first_admin_key(data: Path) -> Path | None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run the service until interrupted."""
+    from .extras import require_extra
+
+    require_extra("service", "faceprint serve")
     import uvicorn
 
     from .crypto import load_key

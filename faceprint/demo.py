@@ -22,7 +22,17 @@ from .engine import Engine
 from .errors import FaceprintError
 from .image_io import IMAGE_SUFFIXES
 
-DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+def default_data() -> Path:
+    """The shared/data folder: beside the source checkout faceprint runs from, else ``../shared/data``.
+
+    An installed faceprint (a wheel in site-packages) has no checkout, so the folder is looked
+    for relative to the working directory, as the README's commands give it.
+    """
+    checkout = Path(__file__).resolve().parents[1]
+    if (checkout / "pyproject.toml").is_file():
+        return checkout.parent / "shared" / "data"
+    return Path("..") / "shared" / "data"
 
 
 def run(data: Path, out: Path, profile: str) -> int:
@@ -72,13 +82,14 @@ def run(data: Path, out: Path, profile: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m faceprint.demo``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the shared/data folder")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="the shared/data folder (default: ../shared/data beside the checkout or the working directory)")
     parser.add_argument("--out", type=Path, default=Path("out/demo"))
     parser.add_argument("--model", default="accurate", help="recognition profile (see 'faceprint models')")
     args = parser.parse_args(argv)
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # no dnn backend chatter on stderr
     try:
-        return run(args.data, args.out, args.model)
+        return run(args.data or default_data(), args.out, args.model)
     except FaceprintError as exc:
         print(f"faceprint demo: error: {exc}", file=sys.stderr)
         return 2

