@@ -22,7 +22,7 @@ of the Hamilton clip as given. Counts how many are put upright, left as given, o
 Modes: ``main pass`` is ``YuNetDetector.detect(image, small_faces=False)``: the image's long side
 capped at 1280 px, plus a coarse pass only when a face is too large for it (what video frames and
 ``Engine.single_face`` use); ``with tiles`` is the default ``detect(image)``, which also scans the
-image in tiles at the scale that makes a 20 px face 16 px wide when the main pass shrinks it
+image in tiles at the scale that makes a 20 px face 18 px wide when the main pass shrinks it
 further than that. ms is the best of ``--repeat`` runs (one warm-up first), ms/MP per megapixel of
 the image as given. "1 thread": ``cv2.setNumThreads(1)`` and the process pinned to one CPU.
 Prints a markdown table; writes JSON to out/bench/detection_scale.json.

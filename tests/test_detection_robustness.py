@@ -204,7 +204,7 @@ def canvas(faces: list[np.ndarray], width: int, height: int, face_width: float) 
     return image, boxes
 
 
-@pytest.mark.parametrize("size,face_width", [((6000, 4000), 37), ((6000, 4000), 24), ((3000, 2000), 37)])
+@pytest.mark.parametrize("size,face_width", [((6000, 4000), 37), ((6000, 4000), 24), ((3000, 2000), 20)])
 def test_small_faces_in_a_big_photo_are_each_found_once(engine_fast, lfw_faces, size, face_width):
     image, pasted = canvas(lfw_faces, *size, face_width)
     faces = engine_fast.detect(image)
@@ -215,6 +215,14 @@ def test_small_faces_in_a_big_photo_are_each_found_once(engine_fast, lfw_faces, 
         assert len(inside) == 1, (paste, inside)
         assert 0.7 * face_width < inside[0].box.width < 1.3 * face_width
     assert {f.orientation for f in faces} == {0}
+
+
+def test_single_small_face_in_a_big_photo_can_be_verified(engine_fast, lfw_faces, data_dir):
+    # verify/enroll look for the subject without tiles first, then with them when nothing usable is found
+    image, _ = canvas(lfw_faces[2:3], 6000, 4000, 37)
+    face = engine_fast.single_face(image)
+    other = sorted((data_dir / "lfw-view1/images" / LFW_PEOPLE[2]).glob("*.jpg"))[1]
+    assert engine_fast.verify(face, other).is_match
 
 
 # -- case 8: boxes inside the image -------------------------------------------------------------

@@ -1,8 +1,8 @@
 """YuNet face detector (OpenCV model zoo, 2023mar), run by OpenCV's FaceDetectorYN at the scales a photo needs.
 
 YuNet finds faces reliably only within a band of sizes (box width in pixels of its input, measured
-here): below about 16 px it misses faces (LFW faces pasted on a grey canvas: 37 of 40 found at
-16 px, 40 of 40 at 20 px, 28 of 40 at 12 px); above about 240 px its box shrinks inside the face,
+here): below about 18 px it misses faces (LFW faces pasted on a grey canvas: 40 of 40 found at
+20 px, 39 at 18 px, 37 at 16 px, 28 at 12 px); above about 240 px its box shrinks inside the face,
 its landmarks drift and it may split one face into two boxes (a portrait crop scaled so the face
 is 500-1300 px tall). :class:`YuNetDetector` therefore runs up to three kinds of pass and keeps each
 face from the finest one that saw it within that band:
@@ -34,7 +34,7 @@ from .opencv_dnn import quiet_opencv_load
 log = logging.getLogger(__name__)
 
 #: Smallest face (box width, px of the detector's input) found reliably.
-SMALL_FACE = 16.0
+SMALL_FACE = 18.0
 #: Widest face (px of the detector's input) whose box and landmarks are still accurate.
 LARGE_FACE = 240.0
 #: Width (px of the detector's input) a face too large for the main pass is given in a coarse pass.
@@ -76,7 +76,7 @@ class YuNetDetector(Detector):
     (boxes are mapped back to full resolution). ``min_face``: the smallest face width (px of the
     source image) to find: when the main pass shrinks the image so much that such a face would be
     narrower than ``SMALL_FACE`` px, the image is also scanned in tiles at a finer scale (cost: about
-    40-60 ms per megapixel scanned on one modern core; see benchmarks/detection_scale.py). Faces
+    60-70 ms per megapixel scanned on one core; see benchmarks/detection_scale.py). Faces
     wider than ``LARGE_FACE`` px at the main pass's scale are taken from a coarse pass.
     ``score_threshold`` and ``nms_threshold`` are YuNet's own (score in [0, 1]; IoU).
     """
