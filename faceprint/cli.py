@@ -381,7 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
     e = esub.add_parser("lfw", parents=[common], help="LFW pairs (View 1 or View 2 pairs.txt), 10-fold")
     e.add_argument("--images", required=True, help="LFW-layout folder: NAME/NAME_0001.jpg")
     e.add_argument("--pairs", required=True, help="pairs file (pairsDevTest.txt, pairs.txt ...)")
-    e.add_argument("--out", default="out/lfw", help="folder for report.json and roc.png (default out/lfw)")
+    e.add_argument("--out", default="out/lfw", help="folder for report.json, det.png and scores.png (default out/lfw)")
     e.add_argument("--no-cache", action="store_true", help="recompute every template")
     e.set_defaults(func=cmd_eval_lfw)
     e = esub.add_parser("identify", parents=[common],
@@ -393,7 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--distractor-images",
                    help="folder of face images used first as distractors (largest face); the rest are synthetic")
     e.add_argument("--seed", type=int, default=0, help="seed for --max-people and synthetic distractors")
-    e.add_argument("--out", default="out/eval-identify", help="folder for report.json and det.png")
+    e.add_argument("--out", default="out/eval-identify", help="folder for report.json, det.png and scores.png")
     e.add_argument("--no-cache", action="store_true", help="recompute every template")
     e.set_defaults(func=cmd_eval_identify)
     for name in SUBCOMMAND_MODULES:
