@@ -127,7 +127,7 @@ def check_model(name: str) -> ModelCheck:
     bundled = [w for w in bundled_weights().values() if w.model == name]
     if bundled:
         weights = bundled[0]
-        licence = f"{licence} (full text: {weights.path.parent / weights.licence_file})"
+        licence = f"{licence} (full text: faceprint/models/weights/{weights.licence_file} in the install)"
         check = _file_check(name, licence, weights.path, REINSTALL)
         if check.found and (check.size != weights.size or _sha256(weights.path) != weights.sha256):
             return ModelCheck(name, False, check.size, licence,

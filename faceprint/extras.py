@@ -60,7 +60,7 @@ EXTRAS: dict[str, Extra] = {e.name: e for e in (
     Extra("service", "faceprint serve: the REST service and web page", _SERVICE),
     Extra("postgres", "PostgreSQL galleries (postgresql:// URLs)", _POSTGRES),
     Extra("facenet", "the facenet profile (FaceNet graph, 94 MB)", _FACENET),
-    Extra("bench", "the scripts in benchmarks/ (the face_recognition peer: requirements-bench.txt)",
+    Extra("bench", "the scripts in benchmarks/ (face_recognition, the peer: requirements-bench.txt)",
           _SERVICE + ("typing_extensions",)),
     Extra("test", "the test suite (make test)", _SERVICE + _POSTGRES + _FACENET + ("pytest", "onnx", "pgserver", "playwright")),
 )}
@@ -81,7 +81,7 @@ def require_extra(name: str, feature: str) -> None:
 def extra_not_installed(name: str, feature: str, missing: list[str]) -> ExtraNotInstalledError:
     """The error for ``feature`` when extra ``name`` lacks the modules ``missing``."""
     return ExtraNotInstalledError(
-        f"{feature} needs faceprint's optional '{name}' part ({', '.join(missing)} not installed): "
+        f"{feature} needs faceprint's optional '{name}' part (module {', '.join(missing)} not found): "
         f"{EXTRAS[name].install_command}",
         extra=name,
     )
