@@ -8,8 +8,9 @@ is 500-1300 px tall). :class:`YuNetDetector` therefore runs up to three kinds of
 face from the finest one that saw it within that band:
 
 1. the whole image, its long side capped at ``max_side`` (always);
-2. a coarse pass at ``COARSE_SIDE`` px long side, when pass 1 found a face wider than
-   ``LARGE_FACE`` px or two overlapping boxes (a face filling the frame);
+2. a coarse pass that makes such a face ``TARGET_FACE`` px wide, when pass 1 found a face wider
+   than ``LARGE_FACE`` px or two overlapping boxes (a face filling the frame); it keeps only
+   faces where pass 1 saw one, and runs once more if the face is still too large;
 3. tiles of the image at the scale that makes a ``min_face``-wide face ``SMALL_FACE`` px wide,
    when pass 1 had to shrink the image so much that such faces fall below the band (small faces
    in a big photo).
