@@ -74,6 +74,20 @@ def image_digest(image: np.ndarray) -> str:
     return hashlib.sha256(header + pixels.tobytes()).hexdigest()
 
 
+def no_usable_face_error(label: str, faces: Sequence[Face]) -> NoFaceError:
+    """The NoFaceError for an image ``label`` whose detected ``faces`` (possibly none) are all unusable.
+
+    The message says why the detected faces were rejected (their quality reasons) and what photo to
+    use instead.
+    """
+    if faces:
+        reasons = ", ".join(sorted({r for f in faces for r in f.quality_reasons})) or "low quality"
+        return NoFaceError(f"{label}: {len(faces)} face(s) found, none usable ({reasons}); give a sharper, "
+                           f"well-lit photo with the face turned towards the camera and at least 40 px wide")
+    return NoFaceError(f"{label}: no face found; give a photo in which the face is clearly visible "
+                       f"and at least 20 px wide")
+
+
 class Engine:
     """Face recognition with one profile, one detector and one decision threshold.
 
@@ -169,10 +183,7 @@ class Engine:
         usable = [f for f in faces if self.gate.passes(f)]
         label = describe_source(image)
         if not usable:
-            if faces:
-                reasons = ", ".join(sorted({r for f in faces for r in f.quality_reasons})) or "low quality"
-                raise NoFaceError(f"{label}: {len(faces)} face(s) found, none usable ({reasons})")
-            raise NoFaceError(f"{label}: no face found")
+            raise no_usable_face_error(label, faces)
         if len(usable) > 1 and not largest:
             raise MultipleFacesError(f"{label}: {len(usable)} faces found where one is required; use the largest "
                                      f"with --largest (largest=True in Python), or crop the photo to one face")

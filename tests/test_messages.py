@@ -147,7 +147,6 @@ CASES = [
 ]
 #: Messages owned outside this work that name the file but do not say what to do yet.
 NOT_YET = {
-    "no face": "NoFaceError's text in Engine.single_face says only 'no face found'",
     "tampered ciphertext": "DecryptionError is raised by crypto.BlobCipher, which knows neither the gallery nor a fix",
 }
 #: Documented errors no CLI case here triggers, and where they are triggered instead.

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..engine import Engine
+from ..engine import Engine, no_usable_face_error
 from ..errors import FaceprintError, MultipleFacesError, NoFaceError
 from ..image_io import describe_source
 from ..types import Box, Face
@@ -94,10 +94,7 @@ def choose_face(engine: Engine, faces: Sequence[Face], label: str, choice: FaceC
                               f"choose a usable face or another photo")
         return faces[index]
     if not usable:
-        if faces:
-            reasons = ", ".join(sorted({r for f in faces for r in f.quality_reasons})) or "low quality"
-            raise NoFaceError(f"{label}: {len(faces)} face(s) found, none usable ({reasons})")
-        raise NoFaceError(f"{label}: no face found")
+        raise no_usable_face_error(label, faces)
     if len(usable) > 1 and not choice.largest:
         raise MultipleFacesError(
             f"{label}: {len(usable)} usable faces found where one is required ({_where(faces, usable)}); "
