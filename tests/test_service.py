@@ -215,7 +215,7 @@ def test_limits_and_bad_input(service, team, files, tmp_path):
     noface = client.post("/v1/collections/team/persons/blank/faces",
                          files=[("images", ("blank.png", _png(200, 200), "image/png"))], headers=h)
     assert noface.status_code == 422 and noface.json()["error"]["code"] == "no_face"
-    assert noface.json()["error"]["message"] == "blank.png: no face found"  # the upload's name, not its bytes
+    assert noface.json()["error"]["message"].startswith("blank.png: no face found; give a photo")  # the upload's name, not its bytes
     for path in ("/v1/detect", "/v1/collections/team/identify"):
         text = client.post(path, files=[("image", ("notes.txt", b"just some words\n" * 20, "text/plain"))], headers=h)
         assert text.status_code == 422 and text.json()["error"]["code"] == "image_decode_error"
