@@ -44,8 +44,8 @@ class ModelCheck:
     """One model's weights in this install.
 
     ``size`` is the bytes on disk (0 when missing); ``where`` is the file, or why it is unusable;
-    ``fix`` the command that adds it ("" when found); ``extra`` the pip extra that provides it
-    ("" for the core install).
+    ``fix`` the command that adds it ("" when found); ``part`` is ``"core"`` for the plain install,
+    the pip extra that provides it (``"facenet"``), or ``"user"`` for a user's own ONNX model.
     """
 
     name: str
@@ -54,7 +54,7 @@ class ModelCheck:
     licence: str
     where: str
     fix: str
-    extra: str
+    part: str
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,7 @@ class Report:
     @property
     def ok(self) -> bool:
         """Whether the core install is complete (models of extras may be missing)."""
-        return all(m.found for m in self.models if not m.extra)
+        return all(m.found for m in self.models if m.part == "core")
 
     def to_dict(self) -> dict:
         """A JSON-ready report."""
@@ -110,10 +110,10 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _file_check(name: str, licence: str, path: Path, fix: str, extra: str = "") -> ModelCheck:
+def _file_check(name: str, licence: str, path: Path, fix: str, part: str = "core") -> ModelCheck:
     if path.is_file():
-        return ModelCheck(name, True, path.stat().st_size, licence, str(path), "", extra)
-    return ModelCheck(name, False, 0, licence, f"{path} is missing", _here(fix), extra)
+        return ModelCheck(name, True, path.stat().st_size, licence, str(path), "", part)
+    return ModelCheck(name, False, 0, licence, f"{path} is missing", _here(fix) if fix else "", part)
 
 
 def check_model(name: str) -> ModelCheck:
@@ -131,29 +131,32 @@ def check_model(name: str) -> ModelCheck:
         check = _file_check(name, licence, weights.path, REINSTALL)
         if check.found and (check.size != weights.size or _sha256(weights.path) != weights.sha256):
             return ModelCheck(name, False, check.size, licence,
-                              f"{weights.path} does not match its SHA-256 in manifest.json", _here(REINSTALL), "")
+                              f"{weights.path} does not match its SHA-256 in manifest.json", _here(REINSTALL), "core")
         return check
     if name in PACKAGED:
         package, relative, pip_name = PACKAGED[name]
-        extra = OPTIONAL_WEIGHT_PACKAGES.get(pip_name, "")
+        part = OPTIONAL_WEIGHT_PACKAGES.get(pip_name, "core")
         if name in RUNTIMES:
             module, runtime_pip = RUNTIMES[name]
             if importlib.util.find_spec(module) is None:
                 return ModelCheck(name, False, 0, licence, f"the '{runtime_pip}' package (module {module}) is missing",
-                                  _here(install_command(runtime_pip)), extra)
+                                  _here(install_command(runtime_pip)), part)
         try:
             path = package_file(package, relative, pip_name=pip_name)
         except ModelUnavailableError as exc:
-            return ModelCheck(name, False, 0, licence, str(exc), _here(install_command(pip_name)), extra)
-        return ModelCheck(name, True, path.stat().st_size, licence, str(path), "", extra)
+            return ModelCheck(name, False, 0, licence, str(exc), _here(install_command(pip_name)), part)
+        return ModelCheck(name, True, path.stat().st_size, licence, str(path), "", part)
     own = {PassiveLiveness.card.name: PAD_WEIGHTS, MorphDetector.card.name: MORPH_WEIGHTS}
     if name in own:
         return _file_check(name, licence, own[name], REINSTALL)
-    raise KeyError(f"faceprint doctor does not know where model '{name}' keeps its weights")
+    # A user's ONNX embedder (--model-config): its card names the file.
+    paths = [Path(p) for p in registry.card(name).weights] or [Path(f"<no weights file named for model '{name}'>")]
+    checks = [_file_check(name, licence, p, "", "user") for p in paths]
+    return next((c for c in checks if not c.found), checks[0])
 
 
 def run_checks() -> Report:
-    """Check every built-in model, the out-of-domain checks, every extra and every built-in profile."""
+    """Check every registered model, the out-of-domain checks, every extra and every profile."""
     from .ood import weights_path
     from .profiles import get, names
 
@@ -175,9 +178,9 @@ def _megabytes(size: int) -> str:
 
 
 def _text(report: Report) -> str:
-    rows = [(m.name, "found" if m.found else "MISSING", _megabytes(m.size), m.extra or "core") for m in report.models]
+    rows = [(m.name, "found" if m.found else "MISSING", _megabytes(m.size), m.part) for m in report.models]
     lines = ["models", "", table(rows, ["model", "status", "size", "part"])]
-    lines += [f"  {m.name}: {m.where}\n    add it: {m.fix}" for m in report.models if not m.found]
+    lines += [f"  {m.name}: {m.where}" + (f"\n    add it: {m.fix}" if m.fix else "") for m in report.models if not m.found]
     lines += ["", fields_block("licences", [(m.name, m.licence) for m in report.models])]
     rows = [(e.name, "installed" if e.installed else "not installed", e.purpose) for e in report.extras]
     lines += ["", "optional parts (pip extras)", "", table(rows, ["extra", "status", "adds"])]
@@ -191,6 +194,9 @@ def _text(report: Report) -> str:
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     """Print what this install has; exit 0 when the core install is complete, else 1."""
+    from .profiles import register_model_config
+
+    register_model_config(args.model_config)  # --model-config: the user's own models are listed too
     report = run_checks()
     emit(args, report.to_dict(), _text(report))
     return 0 if report.ok else 1

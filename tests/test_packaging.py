@@ -118,13 +118,14 @@ def test_doctor_reports_a_complete_install(capsys):
     code = main(["doctor", "--json"])
     report = json.loads(capsys.readouterr().out)
     assert code == 0 and report["ok"]
-    assert {m["name"] for m in report["models"]} == {c.name for c in registry.cards()} | {"ood-fast", "ood-accurate"}
-    models = {m["name"]: m for m in report["models"]}
-    assert all(m["found"] and m["size"] > 0 and m["licence"] for m in report["models"])
+    models = {m["name"]: m for m in report["models"] if m["part"] != "user"}  # other tests may add user models
+    assert set(models) == set(registry._BUILTIN) | {"ood-fast", "ood-accurate"}
+    assert all(m["found"] and m["size"] > 0 and m["licence"] for m in models.values())
     assert models["sface"]["size"] == 38_696_353 and "LICENSE-sface.txt" in models["sface"]["licence"]
-    assert models["facenet"]["extra"] == "facenet" and models["dlib"]["extra"] == ""
+    assert models["facenet"]["part"] == "facenet" and models["dlib"]["part"] == "core"
     assert [e["name"] for e in report["extras"]] == list(EXTRAS) and all(e["installed"] for e in report["extras"])
-    assert all(p["usable"] for p in report["profiles"]) and "accurate" in {p["name"] for p in report["profiles"]}
+    profiles = {p["name"]: p["usable"] for p in report["profiles"]}
+    assert all(profiles[name] for name in ("accurate", "fast", "sface", "facenet", "dlib"))
     assert main(["doctor"]) == 0
     text = capsys.readouterr().out
     assert "ok: every model of the core install is present" in text and "Apache-2.0" in text
@@ -152,6 +153,16 @@ def test_doctor_names_the_command_for_a_missing_or_damaged_model(capsys, monkeyp
     out = capsys.readouterr().out
     assert "does not match its SHA-256" in out and "--force-reinstall" in out and "NOT OK" in out
     assert "yunet" in re.search(r"profiles.*", out, re.S).group(0).split("accurate")[1].splitlines()[0]
+
+
+def test_doctor_lists_a_user_model_without_failing_the_core_install(capsys, tmp_path):
+    (tmp_path / "models.json").write_text(json.dumps({"name": "doctor-user-model", "path": "gone.onnx"}))
+    capsys.readouterr()
+    assert main(["doctor", "--json", "--model-config", str(tmp_path / "models.json")]) == 0
+    report = json.loads(capsys.readouterr().out)
+    user = {m["name"]: m for m in report["models"]}["doctor-user-model"]
+    assert (user["part"], user["found"], user["where"]) == ("user", False, f"{tmp_path / 'gone.onnx'} is missing")
+    assert {p["name"]: p["missing"] for p in report["profiles"]}["doctor-user-model"] == ["doctor-user-model"]
 
 
 _CORE_ONLY = """
