@@ -3,6 +3,7 @@
 The main entry point is :class:`Engine`; :mod:`faceprint.api` gives one-liners.
 """
 
+from ._version import __version__
 from .api import detect, embed, similarity, verify
 from .engine import Engine
 from .errors import (
@@ -22,7 +23,6 @@ from .gallery import Gallery
 from .image_io import load_image
 from .types import Box, Candidate, Face, Identification, Template, Verification
 
-__version__ = "0.1.0"
 
 __all__ = [
     "Box", "Candidate", "Engine", "Face", "FaceprintError", "Gallery", "GalleryError",

@@ -13,10 +13,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__
+from ._version import __version__
 from .audit import audit_cli
-from .cli_common import GALLERY_HELP, emit, engine_from_args, fields_block, person_not_found, resolve_profile, table
-from .cli_privacy import add_gallery_privacy_options, gallery_privacy_from_args
+from .cli_common import (GALLERY_HELP, add_gallery_privacy_options, emit, engine_from_args, fields_block,
+                         gallery_privacy_from_args, person_not_found, resolve_profile, table)
 from .errors import FaceprintError, PersonNotFoundError, UnsupportedInputError
 from .image_io import IMAGE_SUFFIXES
 from .names import normalise_name

@@ -1,4 +1,4 @@
-"""Pieces every ``faceprint`` subcommand module shares: tables, JSON output, the engine.
+"""Pieces every ``faceprint`` subcommand module shares: tables, JSON output, the engine, gallery privacy options.
 
 A subcommand module (``cli_*.py``) exposes ``register(sub, eval_sub, common)``; ``sub`` is the
 top-level subparsers object, ``eval_sub`` the subparsers of ``faceprint eval`` and ``common`` the
@@ -11,51 +11,14 @@ import argparse
 import difflib
 import json
 import os
-import textwrap
 from collections.abc import Sequence
 
+from ._text import ELLIPSIS, WIDTH, fields_block, table  # noqa: F401 (re-exported)
+from .cancelable import MODES, CancelableTransform
+from .crypto import KEY_ENV, load_key, read_key_file
 from .errors import GalleryError, ModelMismatchError, PersonNotFoundError, UnknownModelError
 
 GALLERY_HELP = "a SQLite file, or a postgresql://user:pass@host/db?gallery=NAME URL"
-WIDTH = 100  # columns every table and block of text printed by the CLI fits in
-ELLIPSIS = "\u2026"
-MIN_COLUMN = 4  # a column is never truncated below this many characters
-
-
-def _fit(cell: str, width: int) -> str:
-    """``cell`` cut to ``width`` characters, its last one an ellipsis when anything was cut."""
-    return cell if len(cell) <= width else cell[: width - 1] + ELLIPSIS
-
-
-def table(rows: Sequence[Sequence[object]], header: Sequence[str], width: int = WIDTH) -> str:
-    """A plain fixed-width text table no wider than ``width`` characters.
-
-    Columns are separated by two spaces. When the natural table is wider than ``width``, the
-    widest column is narrowed one character at a time (never below ``MIN_COLUMN``, so a table of
-    very many columns can still exceed ``width``) and cells longer than their column end in an
-    ellipsis. Use :func:`fields_block` for values that must be read in full.
-    """
-    cells = [[str(c) for c in header]] + [[str(c) for c in row] for row in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    while sum(widths) + 2 * (len(widths) - 1) > width and max(widths, default=0) > MIN_COLUMN:
-        widths[widths.index(max(widths))] -= 1
-    lines = ["  ".join(_fit(c, w).ljust(w) for c, w in zip(row, widths)) for row in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(line.rstrip() for line in lines)
-
-
-def fields_block(title: str, fields: Sequence[tuple[str, str]], width: int = WIDTH) -> str:
-    """A title line, then one indented ``name  value`` line per field, long values wrapped to ``width``.
-
-    For records whose values are too long for a table column (sources, licences): nothing is cut.
-    """
-    label = max((len(name) for name, _ in fields), default=0)
-    lines = [title]
-    for name, value in fields:
-        first = f"  {name.ljust(label)}  "
-        lines.append(textwrap.fill(str(value), width=width, initial_indent=first,
-                                   subsequent_indent=" " * len(first), break_on_hyphens=False))
-    return "\n".join(lines)
 
 
 def emit(args: argparse.Namespace, payload: object, text: str) -> None:
@@ -124,13 +87,30 @@ def engine_from_args(args: argparse.Namespace, gallery: str | os.PathLike | None
     """
     from .engine import Engine
 
-    privacy = {}
-    if hasattr(args, "key_file"):  # commands with the gallery privacy options (see cli_privacy)
-        from .cli_privacy import gallery_privacy_from_args
-
-        privacy = gallery_privacy_from_args(args)
+    privacy = gallery_privacy_from_args(args) if hasattr(args, "key_file") else {}
     profile = resolve_profile(args, gallery, privacy)
     return Engine(profile, fmr=args.fmr, threshold=args.threshold, **privacy)
+
+
+def add_gallery_privacy_options(parser: argparse.ArgumentParser, *, audit: bool = True) -> None:
+    """Add ``--key-file``, ``--transform-key-file``, ``--transform-mode`` (and ``--audit-log``) to ``parser``."""
+    parser.add_argument("--key-file", help=f"gallery encryption key file (default: ${KEY_ENV} if set)")
+    parser.add_argument("--transform-key-file",
+                        help="key file of the gallery's cancelable template transform, if it has one")
+    parser.add_argument("--transform-mode", choices=MODES, default="rotate",
+                        help="cancelable transform mode (default rotate)")
+    if audit:
+        parser.add_argument("--audit-log", help="append a record of this command to this audit log "
+                                                "(default: $FACEPRINT_AUDIT_LOG if set)")
+
+
+def gallery_privacy_from_args(args: argparse.Namespace) -> dict:
+    """``{"key": GalleryKey | None, "transform": CancelableTransform | None}`` from the options above."""
+    key = load_key(getattr(args, "key_file", None))
+    transform_file = getattr(args, "transform_key_file", None)
+    transform = (CancelableTransform(read_key_file(transform_file), getattr(args, "transform_mode", "rotate"))
+                 if transform_file else None)
+    return {"key": key, "transform": transform}
 
 
 def did_you_mean(name: str, known: Sequence[str]) -> list[str]:

@@ -1,9 +1,7 @@
 """``faceprint keys``, ``faceprint purge`` and ``faceprint audit``: keys, retention and the audit log.
 
-Also the gallery privacy options every gallery-opening command can share:
-:func:`add_gallery_privacy_options` (``--key-file``, ``--transform-key-file``, ``--transform-mode``,
-``--audit-log``) and :func:`gallery_privacy_from_args` (the ``key=`` / ``transform=`` keyword
-arguments for :func:`faceprint.gallery.open_gallery`).
+The gallery privacy options every gallery-opening command shares (``--key-file``,
+``--transform-key-file``, ``--transform-mode``, ``--audit-log``) are in :mod:`faceprint.cli_common`.
 """
 
 from __future__ import annotations
@@ -12,31 +10,10 @@ import argparse
 import sys
 
 from .audit import AuditLog, audit_cli
-from .cancelable import MODES, CancelableTransform
-from .cli_common import emit
+from .cancelable import MODES
+from .cli_common import add_gallery_privacy_options, emit, gallery_privacy_from_args
 from .crypto import KEY_ENV, GalleryKey, load_key, read_key_file, write_key_file
 from .errors import FaceprintError
-
-
-def add_gallery_privacy_options(parser: argparse.ArgumentParser, *, audit: bool = True) -> None:
-    """Add ``--key-file``, ``--transform-key-file``, ``--transform-mode`` (and ``--audit-log``) to ``parser``."""
-    parser.add_argument("--key-file", help=f"gallery encryption key file (default: ${KEY_ENV} if set)")
-    parser.add_argument("--transform-key-file",
-                        help="key file of the gallery's cancelable template transform, if it has one")
-    parser.add_argument("--transform-mode", choices=MODES, default="rotate",
-                        help="cancelable transform mode (default rotate)")
-    if audit:
-        parser.add_argument("--audit-log", help="append a record of this command to this audit log "
-                                                "(default: $FACEPRINT_AUDIT_LOG if set)")
-
-
-def gallery_privacy_from_args(args: argparse.Namespace) -> dict:
-    """``{"key": GalleryKey | None, "transform": CancelableTransform | None}`` from the options above."""
-    key = load_key(getattr(args, "key_file", None))
-    transform_file = getattr(args, "transform_key_file", None)
-    transform = (CancelableTransform(read_key_file(transform_file), getattr(args, "transform_mode", "rotate"))
-                 if transform_file else None)
-    return {"key": key, "transform": transform}
 
 
 def cmd_keys_new(args: argparse.Namespace) -> int:

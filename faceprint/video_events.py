@@ -137,7 +137,7 @@ class WebhookSink:
                  backoff_s: float = 0.5, drain_s: float = 10.0) -> None:
         import httpx
 
-        from . import __version__
+        from ._version import __version__
 
         try:
             parsed = httpx.URL(url)

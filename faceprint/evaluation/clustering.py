@@ -165,7 +165,7 @@ class ClusteringRun:
 
     def summary_lines(self) -> list[str]:
         """A readable table of every algorithm's figures."""
-        from ..cli_common import table
+        from .._text import table
 
         head = (f"clustering {self.faces} faces of {self.people} people ({self.images}"
                 f"{', people of ' + Path(self.pairs).name if self.pairs else ''}"

@@ -501,7 +501,7 @@ class MitigationReport:
 
     def summary_lines(self) -> list[str]:
         """A before/after table."""
-        from ..cli_common import table
+        from .._text import table
 
         def ratio(v: float | None) -> str:
             return "n/a" if v is None else f"{v:.1f}"

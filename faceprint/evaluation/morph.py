@@ -181,7 +181,7 @@ class MorphReport:
 
     def summary_lines(self) -> list[str]:
         """A human-readable table: MMPMR and mated FNMR per profile and threshold."""
-        from ..cli_common import table
+        from .._text import table
 
         rows = []
         for r in self.results:

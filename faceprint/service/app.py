@@ -32,7 +32,7 @@ try:
 except ImportError as exc:  # the optional "service" part of faceprint
     raise extra_not_installed("service", "the REST service (faceprint.service.app)", [exc.name or "fastapi"]) from exc
 
-from .. import __version__
+from .._version import __version__
 from ..audit import AuditLog
 from ..crypto import GalleryKey
 from ..engine import image_digest
