@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DATA ?= ../shared/data
 
-.PHONY: install demo test bench eval-lfw clean
+.PHONY: install demo test bench eval-lfw docs clean
 
 # faceprint with every extra, as any pip user installs it; requirements.txt pins the versions the
 # published figures were measured with.
@@ -27,6 +27,18 @@ bench: install
 
 eval-lfw: install
 	$(VENV)/bin/faceprint eval lfw --images $(DATA)/lfw-view1/images --pairs $(DATA)/lfw-view1/pairsDevTest.txt --out out/lfw-devtest
+
+# The documentation site (mkdocs.yml, docs/) into out/site/, with the pinned tools of
+# requirements-docs.txt in a virtual environment of their own; --strict: a warning is an error.
+DOCS_VENV ?= .venv-docs
+$(DOCS_VENV)/.installed: requirements-docs.txt
+	$(PYTHON) -m venv $(DOCS_VENV)
+	$(DOCS_VENV)/bin/pip install --quiet -r requirements-docs.txt
+	touch $@
+
+docs: $(DOCS_VENV)/.installed
+	NO_MKDOCS_2_WARNING=1 $(DOCS_VENV)/bin/mkdocs build --strict
+	@echo "open out/site/index.html"
 
 clean:
 	rm -rf out .pytest_cache
