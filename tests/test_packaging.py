@@ -155,7 +155,12 @@ def test_doctor_names_the_command_for_a_missing_or_damaged_model(capsys, monkeyp
     assert "yunet" in re.search(r"profiles.*", out, re.S).group(0).split("accurate")[1].splitlines()[0]
 
 
-def test_doctor_lists_a_user_model_without_failing_the_core_install(capsys, tmp_path):
+def test_doctor_lists_a_user_model_without_failing_the_core_install(capsys, tmp_path, monkeypatch):
+    from faceprint import profiles
+
+    # The model and profile registered here are gone after the test (other tests list every profile).
+    monkeypatch.setattr(registry, "_FACTORIES", dict(registry._FACTORIES))
+    monkeypatch.setattr(profiles, "_USER", dict(profiles._USER))
     (tmp_path / "models.json").write_text(json.dumps({"name": "doctor-user-model", "path": "gone.onnx"}))
     capsys.readouterr()
     assert main(["doctor", "--json", "--model-config", str(tmp_path / "models.json")]) == 0
