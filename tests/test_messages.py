@@ -1,7 +1,7 @@
 """Every documented error the command line can produce, triggered on real inputs, says what to do.
 
 Each case runs one ``faceprint`` command that a user could type and checks that it raises the
-documented error class (``faceprint.errors`` and the README's Errors table), and that the one line the
+documented error class (``faceprint.errors`` and the Errors table in docs/errors.md), and that the one line the
 CLI prints names the file or field at fault, suggests the next step, never shows an internal object
 (``<_io.BytesIO object at 0x...>``) and exits with status 2. A final test checks that every documented
 error class is either triggered here or listed, with the reason, as triggered elsewhere.
@@ -24,7 +24,7 @@ from faceprint.cli_common import did_you_mean
 from faceprint.crypto import GalleryKey, write_key_file
 from faceprint.errors import FaceprintError
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ERRORS_PAGE = Path(__file__).resolve().parents[1] / "docs" / "errors.md"
 INTERNAL = ("<_io.", "object at 0x", "Traceback")
 
 
@@ -205,8 +205,8 @@ def test_did_you_mean():
 
 
 def _documented_errors() -> set[str]:
-    """Error class names in the README's Errors table and in faceprint.errors."""
-    section = README.read_text().split("\n## Errors\n", 1)[1].split("\n## ", 1)[0]
+    """Error class names in the Errors table (docs/errors.md) and in faceprint.errors."""
+    section = ERRORS_PAGE.read_text()
     rows = [line.split("|")[1] for line in section.splitlines() if line.startswith("| `")]
     named = {name for cell in rows for name in re.findall(r"`(\w+Error)`", cell)}
     classes = {name for name, obj in vars(faceprint.errors).items()
