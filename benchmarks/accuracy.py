@@ -10,7 +10,7 @@ Same images, same pairs, same protocol for every row, in one run:
   the image centre; a rerun at detector threshold 0.3 where nothing is found; else the mean LFW
   landmarks, counted as "assumed-centre"); score = cosine similarity of the templates.
 * face_recognition (the peer): ``face_locations(img)`` (HOG, upsample 1), the location nearest the
-  image centre (the rule of ``faceprint.detection.central_face``); where HOG finds nothing, the
+  image centre (the rule of ``faceprint.pipeline.detection.central_face``); where HOG finds nothing, the
   centre box ``(h*0.24, w*0.76, h*0.76, w*0.24)``, counted as "assumed-centre";
   ``face_encodings(img, [location])`` (5-point landmarks, 1 jitter); score = -Euclidean distance,
   so that higher means more similar and the same metrics apply. Its accuracy at its documented
@@ -98,7 +98,7 @@ def faceprint_templates(profile: str, images_root: Path, names: list[str], cache
 
 
 def peer_central(locations: list, shape: tuple) -> tuple | None:
-    """The (top, right, bottom, left) box chosen as faceprint.detection.central_face chooses."""
+    """The (top, right, bottom, left) box chosen as faceprint.pipeline.detection.central_face chooses."""
     cx, cy = shape[1] / 2.0, shape[0] / 2.0
 
     def cost(loc):

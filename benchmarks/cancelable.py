@@ -24,12 +24,12 @@ from pathlib import Path
 import numpy as np
 from bench_common import REPO_ROOT, log
 
-from faceprint.cancelable import CancelableTransform
-from faceprint.crypto import GalleryKey
 from faceprint.engine import Engine
 from faceprint.evaluation.lfw import pair_scores, read_pairs
 from faceprint.evaluation.metrics import threshold_at_fmr, verification_report
 from faceprint.evaluation.runner import lfw_templates
+from faceprint.privacy.cancelable import CancelableTransform
+from faceprint.privacy.crypto import GalleryKey
 
 DATA = REPO_ROOT / ".." / "shared" / "data"
 KEY_A = GalleryKey(bytes(range(32)))

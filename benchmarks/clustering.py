@@ -25,9 +25,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.bench_common import REPO_ROOT, log, versions
-from faceprint.clustering import ALGORITHMS, cluster
 from faceprint.evaluation.clustering import ClusterScores, lfw_cluster_set, score
 from faceprint.evaluation.runner import lfw_templates
+from faceprint.grouping.clustering import ALGORITHMS, cluster
 
 FMR_GRID = (1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5)
 DATA = REPO_ROOT / ".." / "shared" / "data" / "lfw-view1"

@@ -12,11 +12,11 @@ Scenes, built from ``../shared/data`` (research use: LFW; MIT: knn-small):
 * ``full frame``: knn-small/test/obama1.jpg cropped to its face box and scaled so the long side is
   300 to 2400 px. "found" is the number of detections (1 is right).
 * ``turned``: obama1.jpg as given and turned 90 degrees without EXIF: the cost of the orientation
-  search, through :class:`faceprint.detection.FaceFinder` (quality gate included).
+  search, through :class:`faceprint.pipeline.detection.FaceFinder` (quality gate included).
 
 With ``--orientation``, the orientation study instead: 184 photos (pairs-small, knn-small,
 video stills, 80 LFW images drawn with seed 0, 20 Yale images), each as given and turned 90, 180
-and 270 degrees clockwise, through :class:`~faceprint.detection.FaceFinder`; and every third frame
+and 270 degrees clockwise, through :class:`~faceprint.pipeline.detection.FaceFinder`; and every third frame
 of the Hamilton clip as given. Counts how many are put upright, left as given, or turned wrongly.
 
 Modes: ``main pass`` is ``YuNetDetector.detect(image, small_faces=False)``: the image's long side
@@ -83,9 +83,9 @@ def orientation_study(data: Path) -> int:
     """Print how often FaceFinder puts photos upright, and never turns upright photos or video frames."""
     import random
 
-    from faceprint.detection import SURE_SCORE, FaceFinder, turn
-    from faceprint.image_io import load_image
     from faceprint.models.yunet import YuNetDetector
+    from faceprint.pipeline.detection import SURE_SCORE, FaceFinder, turn
+    from faceprint.pipeline.image_io import load_image
 
     finder = FaceFinder(YuNetDetector())
     files = [p for pattern in ("pairs-small/*.jpg", "knn-small/test/*", "knn-small/train/*/*", "video/*.jpg",
@@ -155,9 +155,9 @@ def main(argv: list[str] | None = None) -> int:
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:args.threads])
     cv2.setNumThreads(args.threads)
-    from faceprint.detection import FaceFinder, turn
-    from faceprint.image_io import load_image
     from faceprint.models.yunet import YuNetDetector
+    from faceprint.pipeline.detection import FaceFinder, turn
+    from faceprint.pipeline.image_io import load_image
 
     data = Path(args.data)
     detector = YuNetDetector()

@@ -31,8 +31,8 @@ from faceprint.engine import Engine
 from faceprint.errors import FaceprintError
 from faceprint.evaluation.lfw import read_pairs
 from faceprint.evaluation.runner import lfw_templates
-from faceprint.image_io import load_image
-from faceprint.ood import OodCheck, embed_as_aligned, weights_path
+from faceprint.pipeline.image_io import load_image
+from faceprint.privacy.ood import OodCheck, embed_as_aligned, weights_path
 
 DATA = REPO_ROOT / ".." / "shared" / "data"
 

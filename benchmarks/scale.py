@@ -1,4 +1,4 @@
-"""1:N search at scale: exact numpy search vs faceprint.index.ApproximateIndex (sketches + int8).
+"""1:N search at scale: exact numpy search vs faceprint.gallery.index.ApproximateIndex (sketches + int8).
 
     python benchmarks/scale.py --sizes 10000,100000,1000000 --dims 128,512 --queries 1000
 
@@ -31,7 +31,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.bench_common import REPO_ROOT, log, versions  # noqa: E402
-from faceprint.index import CANDIDATES, RERANK, ApproximateIndex  # noqa: E402
+from faceprint.gallery.index import CANDIDATES, RERANK, ApproximateIndex  # noqa: E402
 
 TARGETS = {"p99_ms": 10.0, "recall1": 0.99, "memory_bytes": 1e9, "build_s": 180.0}
 PROBE_COSINE = 0.7

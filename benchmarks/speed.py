@@ -77,8 +77,8 @@ def faceprint_pipeline(profile: str, threads: int):
 
     cv2.setNumThreads(threads)
     from faceprint import Engine
-    from faceprint.detection import central_face
-    from faceprint.embedding import l2_normalize
+    from faceprint.pipeline.detection import central_face
+    from faceprint.pipeline.embedding import l2_normalize
 
     # The threshold does not matter for speed; an explicit one keeps calibration out of the way.
     engine = Engine(profile, threshold=0.5)
@@ -134,7 +134,7 @@ def peer_pipeline(threads: int):
     perf = time.perf_counter
 
     def central(locations, shape):
-        # The same choice as faceprint.detection.central_face, for (top, right, bottom, left) boxes.
+        # The same choice as faceprint.pipeline.detection.central_face, for (top, right, bottom, left) boxes.
         cx, cy = shape[1] / 2.0, shape[0] / 2.0
 
         def cost(loc):

@@ -5,7 +5,7 @@
     python benchmarks/video_accuracy.py --profiles fast,accurate --out out/bench/video_accuracy.json
 
 Enrols the truth file's reference photos in a temporary gallery, runs the tracked pipeline
-(:class:`faceprint.video_recognition.VideoRecognizer`) and the naive baseline (``identify`` on
+(:class:`faceprint.video.recognition.VideoRecognizer`) and the naive baseline (``identify`` on
 every frame) on the clip, and scores both against ``tests/data/hamilton_truth.json``:
 
 * per frame, a named box is a true positive when that person is visible in the frame and the
@@ -146,12 +146,12 @@ def enrol_truth_people(engine, truth: dict, gallery_path: Path) -> None:
 def evaluate_clip(profile: str, truth_path: Path, *, naive: bool = True, every: int | None = None) -> dict:
     """Run the tracked pipeline (and the naive baseline) on the truth's clip; scores and tracks."""
     from faceprint import Engine
-    from faceprint.video_recognition import (
+    from faceprint.video.recognition import (
         VideoRecognizer,
         VideoSettings,
         identify_every_frame,
     )
-    from faceprint.video_source import VideoSource
+    from faceprint.video.source import VideoSource
 
     truth, segments = load_truth(truth_path)
     engine = Engine(profile)

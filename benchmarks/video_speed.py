@@ -6,7 +6,7 @@
 
 Pipelines, each run on the whole clip in its own worker process (this script with ``--worker``):
 
-* ``tracked``: :class:`faceprint.video_recognition.VideoRecognizer` (adaptive detection, optical-flow
+* ``tracked``: :class:`faceprint.video.recognition.VideoRecognizer` (adaptive detection, optical-flow
   tracking, per-track identity, frames decoded ahead on a second thread);
 * ``naive``: detect, quality-gate, embed and search every frame (``identify_every_frame``), frames
   decoded in the same thread: what calling ``engine.identify`` per frame costs.
@@ -58,8 +58,8 @@ def worker(args: argparse.Namespace) -> int:
     cv2.setNumThreads(args.threads)
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
     from faceprint import Engine
-    from faceprint.video_recognition import VideoRecognizer, identify_every_frame
-    from faceprint.video_source import VideoSource
+    from faceprint.video.recognition import VideoRecognizer, identify_every_frame
+    from faceprint.video.source import VideoSource
 
     truth, segments = load_truth(args.truth)
     video = DATA_DIR / truth["video"]

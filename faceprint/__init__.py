@@ -20,7 +20,7 @@ from .errors import (
     UnsupportedInputError,
 )
 from .gallery import Gallery
-from .image_io import load_image
+from .pipeline.image_io import load_image
 from .types import Box, Candidate, Face, Identification, Template, Verification
 
 

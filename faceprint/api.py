@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 
 from .engine import Engine
-from .image_io import ImageInput
+from .pipeline.image_io import ImageInput
 from .profiles import DEFAULT_PROFILE
 from .types import Face, Template, Verification
 

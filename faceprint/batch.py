@@ -26,7 +26,7 @@ new key and is enrolled again (its old template stays). Images skipped for anoth
 face, low quality, ...) are not recorded, so a re-run examines and reports them again.
 
 **What is looked at.** :func:`scan_tree` takes the files directly inside each person folder whose
-suffix is in :data:`~faceprint.image_io.IMAGE_SUFFIXES` (JPEG, PNG, HEIC/HEIF, AVIF, WebP, TIFF, ...).
+suffix is in :data:`~faceprint.pipeline.image_io.IMAGE_SUFFIXES` (JPEG, PNG, HEIC/HEIF, AVIF, WebP, TIFF, ...).
 Every other entry is listed as skipped with its reason, never dropped silently: hidden files and
 folders (``.DS_Store``, macOS ``._IMG_0001.HEIC``), files with another or no suffix, files directly
 in the root, sub-folders of a person folder, and entries that are not regular files.
@@ -61,8 +61,8 @@ from .errors import (
     PersonNotFoundError,
     UnsupportedInputError,
 )
-from .image_io import ACCEPTED_FORMATS, IMAGE_SUFFIXES
-from .names import normalise_name
+from .gallery.names import normalise_name
+from .pipeline.image_io import ACCEPTED_FORMATS, IMAGE_SUFFIXES
 
 #: Skip reasons, in report order. The first five come from examining an image.
 NO_FACE = "no face"
@@ -236,8 +236,8 @@ def _init_worker(profile, model_config: str | None, min_quality: float | None) -
 
         cv2.setNumThreads(1)
         from .engine import Engine
+        from .pipeline.quality import QualityGate
         from .profiles import register_model_config
-        from .quality import QualityGate
 
         register_model_config(model_config)
         gate = QualityGate(min_quality=min_quality) if min_quality is not None else None
@@ -425,10 +425,10 @@ def enrol_tree(
     :func:`scan_tree`), are always skipped and reported; images whose :func:`source_key` is already in the
     gallery are skipped as ``already enrolled``. Writes one transaction per chunk: the faces that
     arrived since the last write, once there are ``chunk_size`` of them or ``flush_every_s`` seconds
-    have passed (and at the end). ``key`` (a :class:`~faceprint.crypto.GalleryKey`) and
-    ``transform`` (a :class:`~faceprint.cancelable.CancelableTransform`) go to the gallery.
+    have passed (and at the end). ``key`` (a :class:`~faceprint.privacy.crypto.GalleryKey`) and
+    ``transform`` (a :class:`~faceprint.privacy.cancelable.CancelableTransform`) go to the gallery.
 
-    Folder names are person names in canonical form (:func:`faceprint.names.normalise_name`); a
+    Folder names are person names in canonical form (:func:`faceprint.gallery.names.normalise_name`); a
     folder whose name cannot be one is skipped (``invalid person name``). A face whose image (same
     decoded pixels) is already enrolled for the person, or earlier in this run, counts as ``already
     enrolled``; unless ``allow_duplicate``, a face scoring at or above the profile's duplicate

@@ -14,12 +14,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ._version import __version__
-from .audit import audit_cli
+from .privacy.audit import audit_cli
 from .cli_common import (GALLERY_HELP, add_gallery_privacy_options, emit, engine_from_args, fields_block,
                          gallery_privacy_from_args, person_not_found, resolve_profile, table)
 from .errors import FaceprintError, PersonNotFoundError, UnsupportedInputError
-from .image_io import IMAGE_SUFFIXES
-from .names import normalise_name
+from .gallery.names import normalise_name
+from .pipeline.image_io import IMAGE_SUFFIXES
 from .types import TIE_MARGIN
 
 log = logging.getLogger("faceprint")
@@ -31,7 +31,7 @@ SUBCOMMAND_MODULES = ("cli_serve", "cli_pad", "cli_liveness", "cli_video", "cli_
 
 def cmd_detect(args: argparse.Namespace) -> int:
     """Detect faces, print a table, optionally write an annotated image."""
-    from .draw import annotate, save_rgb
+    from .pipeline.draw import annotate, save_rgb
 
     engine = engine_from_args(args)
     image = engine.load(args.image)
@@ -89,7 +89,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     engine.check_domain = args.check_face
     engine.check_morph = args.check_morph
     if args.min_quality is not None:
-        from .quality import QualityGate
+        from .pipeline.quality import QualityGate
 
         engine.gate = QualityGate(min_quality=args.min_quality)
     if not args.person or not args.images:
@@ -156,7 +156,7 @@ def _enroll_tree(args: argparse.Namespace) -> int:
 
 def cmd_identify(args: argparse.Namespace) -> int:
     """Identify every face in an image, or in every image of a folder (see :mod:`faceprint.cli_folder`)."""
-    from .draw import annotate, save_rgb
+    from .pipeline.draw import annotate, save_rgb
 
     args.json = args.json or args.format == "json"
     if Path(args.image).is_dir() or args.format == "csv":

@@ -14,9 +14,9 @@ import os
 from collections.abc import Sequence
 
 from ._text import ELLIPSIS, WIDTH, fields_block, table  # noqa: F401 (re-exported)
-from .cancelable import MODES, CancelableTransform
-from .crypto import KEY_ENV, load_key, read_key_file
 from .errors import GalleryError, ModelMismatchError, PersonNotFoundError, UnknownModelError
+from .privacy.cancelable import MODES, CancelableTransform
+from .privacy.crypto import KEY_ENV, load_key, read_key_file
 
 GALLERY_HELP = "a SQLite file, or a postgresql://user:pass@host/db?gallery=NAME URL"
 
@@ -32,7 +32,7 @@ def gallery_model(gallery: str | os.PathLike, privacy: dict | None = None) -> st
     ``gallery`` is a SQLite file or a ``postgresql://`` URL; ``privacy`` the ``key=`` / ``transform=``
     arguments of :func:`faceprint.gallery.open_gallery`. A SQLite file that is missing or empty, or a
     PostgreSQL gallery that cannot be opened, gives None (the command then reports its own error);
-    an encrypted gallery without its key raises :class:`~faceprint.crypto.GalleryKeyRequiredError`.
+    an encrypted gallery without its key raises :class:`~faceprint.privacy.crypto.GalleryKeyRequiredError`.
     """
     from .gallery import is_postgres_url, open_gallery
 

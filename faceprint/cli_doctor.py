@@ -34,7 +34,7 @@ PACKAGED: dict[str, tuple[str, str, str]] = {
 }
 #: Runtime modules a model needs beyond faceprint's own imports: model -> (module, pip name).
 RUNTIMES: dict[str, tuple[str, str]] = {"dlib": ("dlib", "dlib-bin"), "dlib68": ("dlib", "dlib-bin")}
-#: Out-of-domain checks trained here, one per profile (not registry models: see faceprint.ood).
+#: Out-of-domain checks trained here, one per profile (not registry models: see faceprint.privacy.ood).
 OOD_PROFILES = ("fast", "accurate")
 REINSTALL = "pip install --force-reinstall --no-deps faceprint"
 
@@ -157,7 +157,7 @@ def check_model(name: str) -> ModelCheck:
 
 def run_checks() -> Report:
     """Check every registered model, the out-of-domain checks, every extra and every profile."""
-    from .ood import weights_path
+    from .privacy.ood import weights_path
     from .profiles import get, names
 
     models = [check_model(card.name) for card in registry.cards()]

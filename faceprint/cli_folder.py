@@ -1,7 +1,7 @@
 """Folders in, answers out: ``faceprint identify --gallery G DIR`` and ``faceprint find IMAGE DIR``.
 
 ``identify DIR`` names every face of every image under ``DIR`` (sub-folders included; files whose
-suffix is in :data:`faceprint.image_io.IMAGE_SUFFIXES`) against a gallery: a table, ``--format
+suffix is in :data:`faceprint.pipeline.image_io.IMAGE_SUFFIXES`) against a gallery: a table, ``--format
 csv`` (one row per face) or JSON lines (``--json``: one object per image, printed as each image is
 done). ``find IMAGE DIR`` lists the photos under ``DIR`` that show the person of ``IMAGE``, best
 score first. A file that cannot be read is reported with its reason and the rest go on; a progress
@@ -19,10 +19,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .audit import audit_cli
 from .cli_common import emit, engine_from_args, table
 from .errors import FaceprintError, ImageDecodeError, ImageTooLargeError, UnsupportedInputError
-from .image_io import IMAGE_SUFFIXES
+from .pipeline.image_io import IMAGE_SUFFIXES
+from .privacy.audit import audit_cli
 from .types import Identification
 
 #: The errors one unreadable file raises: reported for that file, the others are still processed.

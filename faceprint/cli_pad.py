@@ -10,9 +10,9 @@ from .cli_common import emit, table
 
 def cmd_liveness(args: argparse.Namespace) -> int:
     """Passive liveness of every face in an image (the whole image when no face is found)."""
-    from .image_io import load_image
     from .models import registry
     from .pad.passive import WEIGHTS, PassiveLiveness
+    from .pipeline.image_io import load_image
 
     image = load_image(args.image)
     model = PassiveLiveness(args.pad_weights or WEIGHTS, threshold=args.pad_threshold)

@@ -9,11 +9,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .audit import AuditLog, audit_cli
-from .cancelable import MODES
 from .cli_common import add_gallery_privacy_options, emit, gallery_privacy_from_args
-from .crypto import KEY_ENV, GalleryKey, load_key, read_key_file, write_key_file
 from .errors import FaceprintError
+from .privacy.audit import AuditLog, audit_cli
+from .privacy.cancelable import MODES
+from .privacy.crypto import KEY_ENV, GalleryKey, load_key, read_key_file, write_key_file
 
 
 def cmd_keys_new(args: argparse.Namespace) -> int:

@@ -40,7 +40,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     require_extra("service", "faceprint serve")
     import uvicorn
 
-    from .crypto import load_key
+    from .privacy.crypto import load_key
     from .profiles import DEFAULT_PROFILE
     from .service.app import ServiceSettings, create_app
 

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import cv2
 
-from .draw import annotate, save_rgb
 from .engine import Engine
 from .errors import FaceprintError
-from .image_io import IMAGE_SUFFIXES
+from .pipeline.draw import annotate, save_rgb
+from .pipeline.image_io import IMAGE_SUFFIXES
 
 
 def default_data() -> Path:

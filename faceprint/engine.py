@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .detection import FaceFinder
-from .embedding import Recognizer
+from .pipeline.detection import FaceFinder
+from .pipeline.embedding import Recognizer
 from .errors import (
     DuplicateIdentityError,
     FaceprintError,
@@ -33,19 +33,19 @@ from .errors import (
     UnsupportedInputError,
 )
 from .gallery import EnrolmentItem, Gallery, GalleryStore, PersonRecord, is_postgres_url, open_gallery
-from .image_io import DEFAULT_MAX_PIXELS, ImageInput, describe_source, load_image
+from .gallery.names import normalise_name
 from .models import registry
-from .names import normalise_name
+from .pipeline.image_io import DEFAULT_MAX_PIXELS, ImageInput, describe_source, load_image
+from .pipeline.quality import QualityGate
 from .profiles import DEFAULT_FMR, DEFAULT_PROFILE, Profile
 from .profiles import get as get_profile
-from .quality import QualityGate
 from .types import Face, Identification, Template, Verification, tied_names
 
 if TYPE_CHECKING:
-    from .cancelable import CancelableTransform
-    from .crypto import GalleryKey
-    from .ood import OodCheck
     from .pad.passive import Liveness, PassiveLiveness
+    from .privacy.cancelable import CancelableTransform
+    from .privacy.crypto import GalleryKey
+    from .privacy.ood import OodCheck
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +163,7 @@ class Engine:
         """Every face in ``image``, largest first, each with its quality score and reasons.
 
         Faces from about 20 px wide to the whole frame, in the image's best orientation
-        (:class:`~faceprint.detection.FaceFinder`; ``Face.orientation``).
+        (:class:`~faceprint.pipeline.detection.FaceFinder`; ``Face.orientation``).
         """
         return self.finder.find(self.load(image), usable_only=usable_only)
 
@@ -271,7 +271,7 @@ class Engine:
     def ood_check(self) -> OodCheck | None:
         """The out-of-domain (face / not a face) check fitted for this profile, or None if there is none."""
         if self._ood is False:
-            from .ood import OodCheck, OodModelMissingError
+            from .privacy.ood import OodCheck, OodModelMissingError
 
             try:
                 self._ood = OodCheck.for_profile(self.profile.name, self.model_id)
@@ -325,7 +325,7 @@ class Engine:
 
         Every image is processed before anything is written: a bad image raises its documented
         error and leaves the gallery exactly as it was. The name is made canonical
-        (:func:`faceprint.names.normalise_name`; :class:`~faceprint.errors.InvalidNameError`); an
+        (:func:`faceprint.gallery.names.normalise_name`; :class:`~faceprint.errors.InvalidNameError`); an
         image already enrolled for the person (same decoded pixels) is not stored again; a face
         that matches another enrolled person raises :class:`~faceprint.errors.DuplicateIdentityError`
         unless ``allow_duplicate`` (see :meth:`enroll_items`).

@@ -86,7 +86,7 @@ class MorphSuspectedError(FaceprintError):
 
 
 class InvalidNameError(FaceprintError):
-    """A person name that is empty, too long, or holds control or invisible characters (see faceprint.names)."""
+    """A person name that is empty, too long, or holds control or invisible characters (see faceprint.gallery.names)."""
 
     code = "invalid_name"
 

@@ -5,7 +5,7 @@
     result = detector.check(image, face)         # image: RGB uint8 array; face: a detected Face
     result.score, result.is_morph, result.threshold
 
-Landmark-aligned morphs (:mod:`faceprint.morph`) are warped and averaged images: the blend smooths
+Landmark-aligned morphs (:mod:`faceprint.pad.morph`) are warped and averaged images: the blend smooths
 skin texture, leaves ghosting around the eyes, nostrils and hair line, and damps high spatial
 frequencies. The detector reuses the passive PAD's hand-crafted colour-texture (LBP), spectrum,
 blur and JPEG-grid cues of the face region (:mod:`faceprint.pad.features`) under a

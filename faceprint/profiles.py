@@ -17,10 +17,10 @@ import os
 from dataclasses import dataclass, field
 from importlib import resources
 
-from .embedding import FusionPart
 from .errors import FaceprintError, UnknownModelError
 from .models import registry
 from .models.onnx_embedder import OnnxEmbedder, OnnxEmbedderSpec, card_for, read_specs
+from .pipeline.embedding import FusionPart
 
 DEFAULT_FMR = 1e-3
 

@@ -61,8 +61,8 @@ class Face:
     corner; they are not clipped to the image. ``orientation`` (0, 90, 180 or 270) is how many
     degrees clockwise the image must be turned for this face to be upright: 0 for an upright face,
     90 for a photo taken sideways and saved without an EXIF orientation (see
-    :class:`faceprint.detection.FaceFinder`). ``quality`` is in [0, 1]: see
-    :mod:`faceprint.quality`. ``image`` keeps a reference to the RGB image the face was found in,
+    :class:`faceprint.pipeline.detection.FaceFinder`). ``quality`` is in [0, 1]: see
+    :mod:`faceprint.pipeline.quality`. ``image`` keeps a reference to the RGB image the face was found in,
     so it can be aligned and embedded without passing the image again (alignment turns the face
     upright whatever its ``orientation``).
     """

@@ -17,9 +17,9 @@ from pathlib import Path
 import dlib
 import numpy as np
 
-from faceprint.image_io import load_image
 from faceprint.models.base import package_file
 from faceprint.models.yunet import YuNetDetector
+from faceprint.pipeline.image_io import load_image
 
 
 def main() -> None:

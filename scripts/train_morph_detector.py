@@ -45,16 +45,16 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from train_pad import LAMBDAS, fit_logistic
 
-from faceprint.detection import central_face
 from faceprint.engine import Engine
 from faceprint.evaluation.lfw import read_pairs
 from faceprint.evaluation.morph import MorphCase, build_morphs, independent_cases
 from faceprint.evaluation.pad import pad_metrics
 from faceprint.evaluation.runner import lfw_templates
-from faceprint.image_io import load_image
 from faceprint.models.yunet import YuNetDetector
 from faceprint.morph_detection import WEIGHTS, morph_features
 from faceprint.pad.features import FEATURE_VERSION
+from faceprint.pipeline.detection import central_face
+from faceprint.pipeline.image_io import load_image
 
 LFW = ROOT / ".." / "shared" / "data" / "lfw-view1"
 OUT = ROOT / "out" / "morph-detector"

@@ -23,9 +23,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from faceprint.detection import central_face
-from faceprint.image_io import load_image
 from faceprint.pad import active as al
+from faceprint.pipeline.detection import central_face
+from faceprint.pipeline.image_io import load_image
 
 TRUTH = json.loads((Path(__file__).parent / "data" / "active_liveness_truth.json").read_text())
 FPS = 12.0

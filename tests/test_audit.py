@@ -11,7 +11,7 @@ import threading
 
 import pytest
 
-from faceprint.audit import (
+from faceprint.privacy.audit import (
     AUDIT_ENV,
     GENESIS,
     AuditLog,
@@ -69,7 +69,7 @@ def test_deletion_and_reordering_are_detected(tmp_path):
 
 
 def test_recomputed_hashes_still_break_the_chain_downstream(tmp_path):
-    from faceprint.audit import record_hash
+    from faceprint.privacy.audit import record_hash
 
     log = filled(tmp_path)
     text = lines(log)

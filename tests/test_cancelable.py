@@ -7,13 +7,13 @@ import sqlite3
 import numpy as np
 import pytest
 
-from faceprint.cancelable import (
+from faceprint.privacy.cancelable import (
     CancelableTransform,
     TransformMismatchError,
     random_orthogonal,
 )
-from faceprint.crypto import GalleryKey
 from faceprint.gallery import EnrolmentItem, Gallery
+from faceprint.privacy.crypto import GalleryKey
 from faceprint.types import Template
 
 MODEL, DIM = "test-model", 32

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from faceprint import cli
-from faceprint.clustering import (
+from faceprint.grouping.clustering import (
     ALGORITHMS,
     DEFAULT_LINK_FMR,
     average_linkage,
@@ -20,8 +20,8 @@ from faceprint.clustering import (
 )
 from faceprint.errors import ModelMismatchError
 from faceprint.evaluation.clustering import bcubed, pairwise, score
-from faceprint.face_grouping import ClusterOutputError, group_faces, name_cluster
 from faceprint.gallery import Gallery
+from faceprint.grouping.faces import ClusterOutputError, group_faces, name_cluster
 
 
 def run_cli(monkeypatch, argv: list[str]) -> int:

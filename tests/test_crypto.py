@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from faceprint import crypto
-from faceprint.crypto import (
+from faceprint.privacy import crypto
+from faceprint.privacy.crypto import (
     BlobCipher,
     DecryptionError,
     GalleryKey,
@@ -267,7 +267,7 @@ def test_cli_keys_new_rotate_and_purge(tmp_path, rng, monkeypatch, capsys):
     assert privacy_cli(["purge", "--gallery", str(path), "--older-than-days", "0"]) == 0
     with Gallery(path, key=key_b) as g:
         assert g.face_count() == 0
-    from faceprint.audit import AuditLog
+    from faceprint.privacy.audit import AuditLog
 
     recs = list(AuditLog(log).records())
     assert [r["action"] for r in recs] == ["rotate_key", "purge"]

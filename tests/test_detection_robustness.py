@@ -23,8 +23,8 @@ import pytest
 from PIL import Image
 
 from faceprint.cli import main
-from faceprint.detection import turn, unturn_points
-from faceprint.image_io import load_image
+from faceprint.pipeline.detection import turn, unturn_points
+from faceprint.pipeline.image_io import load_image
 from faceprint.types import Box
 
 OBAMA_BOX = (557, 125, 343, 484)  # x, y, w, h of the face in knn-small/test/obama1.jpg

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from faceprint.cli import main
-from faceprint.draw import KNOWN, SKIPPED, UNKNOWN
+from faceprint.pipeline.draw import KNOWN, SKIPPED, UNKNOWN
 
 GROUP = "knn-small/test/obama_and_biden.jpg"
 

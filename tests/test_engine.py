@@ -21,7 +21,7 @@ import pytest
 from PIL import Image
 
 from faceprint import Engine
-from faceprint.detection import central_face
+from faceprint.pipeline.detection import central_face
 from faceprint.errors import (
     ImageDecodeError,
     ImageTooLargeError,

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from faceprint import index as search_index
-from faceprint.crypto import GalleryKey
 from faceprint.errors import GalleryError, PersonNotFoundError
+from faceprint.gallery import index as search_index
 from faceprint.gallery import EnrolmentItem, Gallery
+from faceprint.privacy.crypto import GalleryKey
 from faceprint.types import Template
 
 MODEL, DIM = "test-model", 16

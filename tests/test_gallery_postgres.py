@@ -251,7 +251,7 @@ def test_version_1_gallery_upgraded_names_merged(pg_location, pg_url, rng, caplo
     """A gallery made by schema version 1 with two names that print the same comes out as one person."""
     import psycopg
 
-    from faceprint.gallery_postgres import MIGRATIONS, SCHEMA_VERSION
+    from faceprint.gallery.postgres import MIGRATIONS, SCHEMA_VERSION
 
     name = pg_location.rsplit("gallery=", 1)[1]
     vecs = unit(rng, 3)
@@ -269,7 +269,7 @@ def test_version_1_gallery_upgraded_names_merged(pg_location, pg_url, rng, caplo
         for pid, vec in zip((1, 2, 3), vecs):
             conn.execute(f'INSERT INTO "{name}".faces (person_id, embedding) VALUES (%s, %s::vector)',
                          (pid, str(vec.tolist())))
-    with caplog.at_level(logging.WARNING, logger="faceprint.gallery_postgres"):
+    with caplog.at_level(logging.WARNING, logger="faceprint.gallery.postgres"):
         with open_gallery(pg_location) as g:
             assert [(p.id, p.name, p.face_count, p.metadata) for p in g.persons()] == [
                 (1, JOSE, 2, {"a": 1, "b": 2}), (3, "bob", 1, {})]
@@ -284,7 +284,7 @@ def test_version_1_gallery_upgraded_names_merged(pg_location, pg_url, rng, caplo
 
 
 def test_path_masks_password(pg_url):
-    from faceprint.gallery_postgres import mask_url, parse_url
+    from faceprint.gallery.postgres import mask_url, parse_url
 
     assert mask_url("postgresql://u:secret@h:5432/db?gallery=x") == "postgresql://u:***@h:5432/db?gallery=x"
     assert parse_url("postgres://u@h/db?sslmode=require&gallery=staff") == ("postgres://u@h/db?sslmode=require", "staff")
@@ -295,7 +295,7 @@ def test_path_masks_password(pg_url):
 def test_migration_idempotent_and_schema(pg_location, pg_url):
     import psycopg
 
-    from faceprint.gallery_postgres import SCHEMA_VERSION
+    from faceprint.gallery.postgres import SCHEMA_VERSION
 
     name = pg_location.rsplit("gallery=", 1)[1]
     with open_gallery(pg_location, model=MODEL, dim=DIM) as g:

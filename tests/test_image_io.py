@@ -1,4 +1,4 @@
-"""Tests for faceprint.image_io: every input kind, every mode conversion, every documented error."""
+"""Tests for faceprint.pipeline.image_io: every input kind, every mode conversion, every documented error."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from faceprint import image_io
 from faceprint.errors import ImageDecodeError, ImageTooLargeError, UnsupportedInputError
-from faceprint.image_io import (
+from faceprint.pipeline import image_io
+from faceprint.pipeline.image_io import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_PIXELS,
     IMAGE_SUFFIXES,
@@ -432,7 +432,7 @@ def test_file_object_is_unsupported(tmp_path, rgb_jpeg):
 
 
 def test_module_uses_named_logger():
-    assert image_io.log.name == "faceprint.image_io"
+    assert image_io.log.name == "faceprint.pipeline.image_io"
 
 
 # ---------------------------------------------------------------- formats: HEIC, AVIF and the rest
@@ -573,7 +573,7 @@ def test_12bit_face_is_found_usable_and_matches_the_8bit_original(face_photo, en
 
 def test_a_dark_face_is_reported_dark_not_blurry(face_photo, engine_fast):
     """A genuinely underexposed photo (1/16 of the light, what the old high-byte cut gave) says "dark"."""
-    from faceprint.quality import brightness
+    from faceprint.pipeline.quality import brightness
 
     dark = (face_photo // 16).astype(np.uint8)
     faces = engine_fast.finder.find(dark)

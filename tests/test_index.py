@@ -1,4 +1,4 @@
-"""Tests for faceprint.index and the gallery's use of it (exact below a threshold, sketch index above)."""
+"""Tests for faceprint.gallery.index and the gallery's use of it (exact below a threshold, sketch index above)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from faceprint import index as fi
+from faceprint.gallery import index as fi
 from faceprint.gallery import EnrolmentItem, Gallery
 from faceprint.types import Template
 

@@ -21,8 +21,8 @@ from PIL import Image
 import faceprint.errors
 from faceprint.cli import build_parser, main
 from faceprint.cli_common import did_you_mean
-from faceprint.crypto import GalleryKey, write_key_file
 from faceprint.errors import FaceprintError
+from faceprint.privacy.crypto import GalleryKey, write_key_file
 
 ERRORS_PAGE = Path(__file__).resolve().parents[1] / "docs" / "errors.md"
 INTERNAL = ("<_io.", "object at 0x", "Traceback")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from faceprint.evaluation import morph as M
-from faceprint.morph import border_points, delaunay_triangles, morph, warp_to_shape
+from faceprint.pad.morph import border_points, delaunay_triangles, morph, warp_to_shape
 
 A = "Aaron_Guiel/Aaron_Guiel_0001.jpg"
 B = "Adam_Kennedy/Adam_Kennedy_0001.jpg"
@@ -26,8 +26,8 @@ def lfw(data_dir):
 @pytest.fixture(scope="module")
 def faces(lfw, engine_fast):
     """Images and 68 landmarks of two different people."""
-    from faceprint.detection import central_face
     from faceprint.landmarks import load_landmarker
+    from faceprint.pipeline.detection import central_face
 
     out = []
     for rel in (A, B):

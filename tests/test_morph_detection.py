@@ -39,12 +39,12 @@ def test_shipped_weights_load(detector):
 def devtest_morph_scores(data_dir, detector):
     """Morph scores, source scores, the morph images and the source paths of PAIRS seeded pairs of
     different DevTest people."""
-    from faceprint.detection import central_face
     from faceprint.evaluation.lfw import read_pairs
-    from faceprint.image_io import load_image
     from faceprint.landmarks import load_landmarker
     from faceprint.models.yunet import YuNetDetector
-    from faceprint.morph import morph
+    from faceprint.pad.morph import morph
+    from faceprint.pipeline.detection import central_face
+    from faceprint.pipeline.image_io import load_image
 
     lfw = data_dir / "lfw-view1"
     different = [p for p in read_pairs(lfw / "pairsDevTest.txt") if not p.same]

@@ -19,10 +19,10 @@ import numpy as np
 import pytest
 
 from faceprint.cli import main
-from faceprint.crypto import GalleryKey
 from faceprint.errors import DuplicateIdentityError, InvalidNameError, PersonNotFoundError
 from faceprint.gallery import EnrolmentItem, Gallery
-from faceprint.names import MAX_NAME_LENGTH, normalise_name
+from faceprint.gallery.names import MAX_NAME_LENGTH, normalise_name
+from faceprint.privacy.crypto import GalleryKey
 from faceprint.types import TIE_MARGIN, Candidate, tied_names
 
 FAST = ["--model", "fast"]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from faceprint.errors import ModelMismatchError
-from faceprint.ood import OodCheck, OodModelMissingError, embed_as_aligned, weights_path
+from faceprint.privacy.ood import OodCheck, OodModelMissingError, embed_as_aligned, weights_path
 from faceprint.types import Template
 
 
@@ -65,7 +65,7 @@ def test_enrolment_gate_refuses_a_non_face_template_when_asked(tmp_path, data_di
 
     from faceprint import Engine
     from faceprint.errors import NotAFaceError
-    from faceprint.ood import embed_as_aligned
+    from faceprint.privacy.ood import embed_as_aligned
     from faceprint.types import Template
 
     engine = Engine("accurate", check_domain=True)

@@ -185,7 +185,7 @@ for info in pkgutil.walk_packages(faceprint.__path__, "faceprint."):
     except BaseException as exc:
         failed[info.name] = [type(exc).__name__, str(exc), isinstance(exc, FaceprintError)]
 from faceprint.cli import main
-from faceprint.gallery_postgres import PostgresGallery
+from faceprint.gallery.postgres import PostgresGallery
 from faceprint.models import registry
 errors = {{}}
 for what, call in (("postgres", lambda: PostgresGallery("postgresql://localhost/x")),

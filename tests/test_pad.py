@@ -57,7 +57,7 @@ def test_bpcer_at_apcer_is_lowest_threshold_meeting_target():
 
 @pytest.fixture(scope="module")
 def lfw_images(data_dir):
-    from faceprint.image_io import load_image
+    from faceprint.pipeline.image_io import load_image
 
     return [load_image(data_dir / "lfw-view1" / "images" / p) for p in LFW_SAMPLES]
 

@@ -424,7 +424,7 @@ def test_busy_service_answers_429(tmp_path, data_dir):
 
 
 def test_every_request_is_in_the_audit_log(service, team, files):
-    from faceprint.audit import AuditLog
+    from faceprint.privacy.audit import AuditLog
 
     client, app, admin = service
     reader = new_key(client, admin, "reader", ["team"])
@@ -443,8 +443,8 @@ def test_every_request_is_in_the_audit_log(service, team, files):
 
 
 def test_service_with_a_key_stores_only_ciphertext(tmp_path, files):
-    from faceprint.crypto import GalleryKey, GalleryKeyRequiredError
     from faceprint.gallery import Gallery
+    from faceprint.privacy.crypto import GalleryKey, GalleryKeyRequiredError
 
     key = GalleryKey.generate()
     app = create_app(ServiceSettings(tmp_path, profile="fast", workers=1, warm=False, key=key))

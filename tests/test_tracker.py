@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from faceprint.tracker import (
+from faceprint.video.tracker import (
     FlowPropagator,
     KalmanBox,
     Tracker,

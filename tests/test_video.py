@@ -22,14 +22,14 @@ import numpy as np
 import pytest
 
 from faceprint.errors import FaceprintError
-from faceprint.video_recognition import (
+from faceprint.video.recognition import (
     SceneCutDetector,
     VideoRecognizer,
     VideoSettings,
     identify_every_frame,
     prefetched,
 )
-from faceprint.video_source import Frame, VideoOpenError, VideoSource
+from faceprint.video.source import Frame, VideoOpenError, VideoSource
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TRUTH = REPO_ROOT / "tests" / "data" / "hamilton_truth.json"

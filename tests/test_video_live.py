@@ -30,9 +30,9 @@ import pytest
 from faceprint import cli
 from faceprint.cli_video import StopOnSignals
 from faceprint.errors import FaceprintError
-from faceprint.video_events import EventOutputError, EventOutputs, JsonLinesSink, TrackEvent, WebhookSink
-from faceprint.video_recognition import VideoRecognizer
-from faceprint.video_source import ReconnectPolicy, VideoOpenError, VideoSource
+from faceprint.video.events import EventOutputError, EventOutputs, JsonLinesSink, TrackEvent, WebhookSink
+from faceprint.video.recognition import VideoRecognizer
+from faceprint.video.source import ReconnectPolicy, VideoOpenError, VideoSource
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LIN, ALEX = "lin-manuel-miranda", "alex-lacamoire"
@@ -277,7 +277,7 @@ def test_stream_reconnects_after_a_drop_with_backoff_then_is_given_up(caplog):
     script = Script(3, None, None, 2)
     waits = RecordingWait()
     policy = ReconnectPolicy(attempts=3, initial_s=1.0, factor=2.0, max_s=3.0)
-    with caplog.at_level(logging.WARNING, logger="faceprint.video_source"):
+    with caplog.at_level(logging.WARNING, logger="faceprint.video.source"):
         with VideoSource("rtsp://door.local/stream", reconnect=policy, opener=script) as source:
             assert source.live and source.frame_count is None and source.fps == 10.0
             frames = list(source.frames(stop=waits))
@@ -362,7 +362,7 @@ def test_webhook_retries_server_errors_not_client_errors(caplog):
         sink.emit(_event())
         sink.close()
     assert receiver.requests == 3 and receiver.bodies == [_event().to_dict()] and sink.delivered == 1
-    with caplog.at_level(logging.WARNING, logger="faceprint.video_events"), Receiver(answer=lambda n: 404) as receiver:
+    with caplog.at_level(logging.WARNING, logger="faceprint.video.events"), Receiver(answer=lambda n: 404) as receiver:
         sink = WebhookSink(receiver.url, retries=3, backoff_s=0.01)
         sink.emit(_event())
         sink.close()
@@ -372,7 +372,7 @@ def test_webhook_retries_server_errors_not_client_errors(caplog):
 
 def test_webhook_to_a_dead_receiver_logs_and_never_blocks(caplog):
     url = f"http://127.0.0.1:{_free_port()}/hook"  # nothing listens there
-    with caplog.at_level(logging.WARNING, logger="faceprint.video_events"):
+    with caplog.at_level(logging.WARNING, logger="faceprint.video.events"):
         sink = WebhookSink(url, retries=2, backoff_s=0.01)
         for i in range(3):
             sink.emit(_event("seen", i))
@@ -411,7 +411,7 @@ def test_event_outputs_go_on_when_one_sink_fails(tmp_path, caplog):
 
     good = JsonLinesSink(tmp_path / "e.jsonl")
     outputs = EventOutputs([Broken(), good])
-    with caplog.at_level(logging.ERROR, logger="faceprint.video_events"):
+    with caplog.at_level(logging.ERROR, logger="faceprint.video.events"):
         outputs.emit(_event("seen"))
         outputs.emit(_event("ended"))
     outputs.close()

@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..clustering import ALGORITHMS, DEFAULT_LINK_FMR, cluster
 from ..engine import Engine
+from ..grouping.clustering import ALGORITHMS, DEFAULT_LINK_FMR, cluster
 from .lfw import read_pairs
 from .runner import lfw_templates
 

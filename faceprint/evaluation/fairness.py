@@ -43,9 +43,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
-from ..detection import central_face
 from ..engine import Engine
 from ..models.yunet import YuNetDetector
+from ..pipeline.detection import central_face
 from .runner import DEFAULT_CACHE, TemplateCache, cached_templates
 
 log = logging.getLogger(__name__)
@@ -538,10 +538,10 @@ def run_mitigation(
     Methods: the engine's threshold (LFW-calibrated), the raw score with the global threshold
     recalibrated on the fit set (the fair baseline: same data as FSN), and FSN.
     """
-    from ..score_normalisation import fit_normaliser
     from .lfw import read_pairs
     from .metrics import kfold_accuracy, threshold_at_fmr
     from .runner import lfw_templates
+    from .score_normalisation import fit_normaliser
 
     subjects, _ = read_utkface(utk_root)
     utk, _ = utkface_templates(engine, utk_root, [s.name for s in subjects], progress=progress, cache=cache)

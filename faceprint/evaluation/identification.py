@@ -42,9 +42,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..embedding import unit_rows
 from ..engine import Engine
-from ..image_io import IMAGE_SUFFIXES
+from ..pipeline.embedding import unit_rows
+from ..pipeline.image_io import IMAGE_SUFFIXES
 from .metrics import threshold_at_fmr
 from .runner import DEFAULT_CACHE, TemplateCache, cached_templates, lfw_templates
 

@@ -11,7 +11,7 @@ Protocol. Pairs of different people come from an LFW-layout folder in one of two
   images; the morph is made from each person's first image, the references are their second
   images, so every comparison is with an image the morph was not made from.
 
-Morphs (:mod:`faceprint.morph`) are complete landmark-aligned morphs at alpha 0.5 on dlib's 68
+Morphs (:mod:`faceprint.pad.morph`) are complete landmark-aligned morphs at alpha 0.5 on dlib's 68
 landmarks (:mod:`faceprint.landmarks`) of the face nearest the image centre, saved as JPEG
 (quality 95) under ``out_dir/morphs-<protocol>/`` and reused when present. No pairing by sex or
 ethnicity is done (LFW has no such labels), so many pairs are dissimilar and the figures are
@@ -36,11 +36,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..detection import central_face
 from ..engine import Engine
 from ..errors import FaceprintError
 from ..landmarks import load_landmarker
-from ..morph import morph
+from ..pad.morph import morph
+from ..pipeline.detection import central_face
 from .lfw import Pair, pair_scores, read_pairs
 from .runner import lfw_templates
 
@@ -224,7 +224,7 @@ def _result(name: str, model: str, thresholds: dict[float, float], morph_t: dict
 def part_templates(engine: Engine, templates: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
     """Each embedder's own unit template inside fused templates: its block over ``sqrt(weight)``.
 
-    A fused template is the concatenation of ``sqrt(w_i) * u_i`` (:mod:`faceprint.embedding`), so
+    A fused template is the concatenation of ``sqrt(w_i) * u_i`` (:mod:`faceprint.pipeline.embedding`), so
     this recovers exactly what a single-model profile with the same flip setting would make.
     """
     recognizer = engine.recognizer

@@ -27,7 +27,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from ..errors import FaceprintError
-from ..image_io import IMAGE_SUFFIXES
+from ..pipeline.image_io import IMAGE_SUFFIXES
 
 log = logging.getLogger(__name__)
 
@@ -242,9 +242,9 @@ def run_pad_eval(root: str | Path, out: str | Path, *, threshold: float | None =
     """
     from tqdm import tqdm
 
-    from ..image_io import load_image
     from ..models import registry
     from ..pad.passive import WEIGHTS, PassiveLiveness, pad_face
+    from ..pipeline.image_io import load_image
 
     groups = pad_folders(root)
     model = PassiveLiveness(weights or WEIGHTS, threshold=threshold)

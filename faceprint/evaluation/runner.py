@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..detection import central_face
 from ..engine import Engine
 from ..errors import FaceprintError
 from ..models.yunet import YuNetDetector
+from ..pipeline.detection import central_face
 from ..types import Box, Face
 from .lfw import missing_images, pair_scores, read_pairs
 from .metrics import verification_report

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..align import ARCFACE_112
 from ..errors import ModelConfigError, ModelUnavailableError
+from ..pipeline.align import ARCFACE_112
 from .base import Embedder, ModelCard
 from .onnx_runtime import OnnxModel
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..align import ARCFACE_112
+from ..pipeline.align import ARCFACE_112
 from .base import Embedder, ModelCard, weights_file
 from .opencv_dnn import DnnModel
 

@@ -526,7 +526,7 @@ def run_challenge(source: str | int | os.PathLike, session: ActiveLivenessSessio
 
     ``on_state(state)`` is called after every frame (to show instructions to a webcam user).
     """
-    from ..video_source import VideoSource
+    from ..video.source import VideoSource
 
     with VideoSource(source) as video:
         for frame in video.frames(every=every):
@@ -651,7 +651,7 @@ def count_blinks(source: str | int | os.PathLike, *, every: int = 1, min_face: f
     ``max_gap_s``, or any face after a scene cut (mean grey change of a 64x36 thumbnail above
     ``SCENE_CUT``), starts a new track.
     """
-    from ..video_source import VideoSource
+    from ..video.source import VideoSource
 
     if finder is None:
         from ..engine import Engine

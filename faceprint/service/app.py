@@ -33,13 +33,13 @@ except ImportError as exc:  # the optional "service" part of faceprint
     raise extra_not_installed("service", "the REST service (faceprint.service.app)", [exc.name or "fastapi"]) from exc
 
 from .._version import __version__
-from ..audit import AuditLog
-from ..crypto import GalleryKey
 from ..engine import image_digest
 from ..errors import FaceprintError
 from ..gallery import EnrolmentItem
-from ..image_io import DEFAULT_MAX_PIXELS
-from ..names import normalise_name
+from ..gallery.names import normalise_name
+from ..pipeline.image_io import DEFAULT_MAX_PIXELS
+from ..privacy.audit import AuditLog
+from ..privacy.crypto import GalleryKey
 from ..profiles import DEFAULT_FMR, DEFAULT_PROFILE
 from . import faces as picking
 from . import schemas

@@ -17,9 +17,9 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..crypto import GalleryKey
 from ..errors import FaceprintError
 from ..gallery import Gallery
+from ..privacy.crypto import GalleryKey
 from ..profiles import get as get_profile
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..engine import Engine, no_usable_face_error
 from ..errors import FaceprintError, MultipleFacesError, NoFaceError
-from ..image_io import describe_source
+from ..pipeline.image_io import describe_source
 from ..types import Box, Face
 
 MIN_IOU = 0.5  # a ``box`` must overlap the detected face it names at least this much

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from ..image_io import ACCEPTED_FORMATS
+from ..pipeline.image_io import ACCEPTED_FORMATS
 
 
 class ErrorDetail(BaseModel):

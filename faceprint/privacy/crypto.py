@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from .errors import FaceprintError, GalleryError
+from ..errors import FaceprintError, GalleryError
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .errors import FaceprintError
+from ..errors import FaceprintError
 
 log = logging.getLogger(__name__)
 

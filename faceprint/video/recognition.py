@@ -1,8 +1,8 @@
 """Who is in a video, and when: detection on a schedule, tracking, identity per track.
 
     from faceprint import Engine
-    from faceprint.video_recognition import VideoRecognizer
-    from faceprint.video_source import VideoSource
+    from faceprint.video.recognition import VideoRecognizer
+    from faceprint.video.source import VideoSource
 
     engine = Engine("fast")
     with VideoSource("clip.mp4") as source, engine.open_gallery("people.db", create=False) as gallery:
@@ -11,7 +11,7 @@
         print(track.track_id, track.person or "unknown", track.first_s, track.last_s)
 
 Per frame: a scene-cut check on a thumbnail; optical flow moves every track's box
-(:mod:`faceprint.tracker`); the detector runs only when the schedule says so. The schedule is
+(:mod:`faceprint.video.tracker`); the detector runs only when the schedule says so. The schedule is
 adaptive: the next detection comes after ``every`` frames when faces are still, sooner when they
 move (so that no face moves more than ``motion_budget`` of its size between detections), at once
 after a scene cut or when flow loses a face.
@@ -28,8 +28,8 @@ weight: in a video they are often all there is, and a mean over many frames reco
 frame lacks.
 
 Live use: ``run(on_event=...)`` reports each confirmed track's identity when it is first decided,
-when it changes and when the track ends (:class:`~faceprint.video_events.TrackEvent`; outputs in
-:mod:`faceprint.video_events`), and ``run(stop=event)`` ends the run after the current frame once
+when it changes and when the track ends (:class:`~faceprint.video.events.TrackEvent`; outputs in
+:mod:`faceprint.video.events`), and ``run(stop=event)`` ends the run after the current frame once
 the event is set, closing every track, so that a camera watched until Ctrl-C keeps its timeline.
 """
 
@@ -47,12 +47,12 @@ from datetime import datetime
 import cv2
 import numpy as np
 
-from .engine import Engine
-from .gallery import GalleryStore
+from ..engine import Engine
+from ..gallery import GalleryStore
+from ..types import Box, Candidate, Face
+from .events import EventKind, TrackEvent
+from .source import Frame, VideoSource
 from .tracker import FlowPropagator, Tracker, TrackerConfig
-from .types import Box, Candidate, Face
-from .video_events import EventKind, TrackEvent
-from .video_source import Frame, VideoSource
 
 log = logging.getLogger(__name__)
 
@@ -366,7 +366,7 @@ class VideoRecognizer:
         ``on_frame(frame, [(track id, box, person or None), ...])`` is called for every analysed
         frame with the confirmed tracks and their names as known at that moment (for drawing);
         ``progress(n)`` after every ``n`` analysed frames. ``on_event(event)`` gets a
-        :class:`~faceprint.video_events.TrackEvent` when a confirmed track's identity is first
+        :class:`~faceprint.video.events.TrackEvent` when a confirmed track's identity is first
         decided (``seen``: its first template has been searched), when its name changes
         (``changed``) and when a track that was ``seen`` ends (``ended``, with its final decision),
         in that order for each track. Once ``stop`` is set the run finishes the current frame,

@@ -25,7 +25,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .embedding import unit_rows
+from ..pipeline.embedding import unit_rows
 
 log = logging.getLogger(__name__)
 

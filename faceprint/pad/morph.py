@@ -1,6 +1,6 @@
 """Landmark-aligned face morphs: warp two faces to their mean shape and blend them.
 
-    from faceprint.morph import morph
+    from faceprint.pad.morph import morph
     image = morph(image_a, points_a, image_b, points_b, alpha=0.5)
 
 This is the classic "complete" morph of the morphing-attack literature (e.g. Ferrara et al. 2014,

@@ -31,8 +31,8 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
+from ..types import Face
 from .align import ARCFACE_112, align_face
-from .types import Face
 
 
 def _ramp(value: float, low: float, high: float) -> float:

@@ -9,9 +9,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .draw import KNOWN, UNKNOWN
-from .errors import FaceprintError
-from .types import Box
+from ..errors import FaceprintError
+from ..pipeline.draw import KNOWN, UNKNOWN
+from ..types import Box
 
 FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
 

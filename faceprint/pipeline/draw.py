@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from .types import Face
+from ..types import Face
 
 KNOWN = (40, 170, 60)
 UNKNOWN = (220, 50, 50)

@@ -1,4 +1,4 @@
-"""The embedded gallery store: enrolled people and their face templates in one SQLite file.
+"""The SQLite gallery store: enrolled people and their face templates in one file.
 
 A gallery is bound to one embedding model (its id and dimension are stored in the ``meta``
 table); templates of any other model are refused. Every write runs in a single explicit
@@ -8,11 +8,11 @@ write-ahead log (a ``TRUNCATE`` checkpoint after each delete).
 
 Privacy options, chosen when the gallery is created and checked every time it is opened:
 
-* ``key`` (:class:`~faceprint.crypto.GalleryKey`): every template and stored face image is
+* ``key`` (:class:`~faceprint.privacy.crypto.GalleryKey`): every template and stored face image is
   encrypted with AES-256-GCM, bound to its row; the gallery records only the key's check value.
   Opening it needs the key. While open, the decrypted templates are held in RAM (the search
   matrix), and the approximate search index is kept in memory only, never written to disk.
-* ``transform`` (:class:`~faceprint.cancelable.CancelableTransform`): templates are stored, and
+* ``transform`` (:class:`~faceprint.privacy.cancelable.CancelableTransform`): templates are stored, and
   probes searched, in a keyed transformed space, so stored templates cannot be matched against
   another deployment's; the gallery records the transform's id.
 """
@@ -27,15 +27,14 @@ import sqlite3
 import threading
 import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Iterator, Sequence
 
 import numpy as np
 
-from faceprint import index as search_index
-from faceprint.cancelable import CancelableTransform, TransformMismatchError
-from faceprint.crypto import (
+from ..errors import GalleryError, ModelMismatchError, PersonNotFoundError
+from ..privacy.cancelable import CancelableTransform, TransformMismatchError
+from ..privacy.crypto import (
     CIPHER_ID,
     BlobCipher,
     GalleryKey,
@@ -43,14 +42,25 @@ from faceprint.crypto import (
     GalleryNotEncryptedError,
     WrongGalleryKeyError,
 )
-from faceprint.errors import GalleryError, ModelMismatchError, PersonNotFoundError
-from faceprint.names import normalise_name, repair_name
-from faceprint.types import Candidate, Template
+from ..types import Candidate, Template
+from . import index as search_index
+from .names import normalise_name
+from .records import (
+    EnrolmentItem,
+    FaceRecord,
+    PersonRecord,
+    _now,
+    checked_digest,
+    checked_probes,
+    checked_vector,
+    merged_people,
+    unique_items,
+)
 
 log = logging.getLogger(__name__)
 
 #: Version 2 added ``faces.sha256`` (one face per image per person) and canonical person names
-#: (:func:`faceprint.names.normalise_name`); a version-1 gallery is upgraded when it is opened.
+#: (:func:`faceprint.gallery.names.normalise_name`); a version-1 gallery is upgraded when it is opened.
 SCHEMA_VERSION = 2
 
 _DIGEST_INDEX = ("CREATE UNIQUE INDEX IF NOT EXISTS faces_person_sha256 ON faces(person_id, sha256) "
@@ -77,139 +87,9 @@ _PERSON_SQL = (
 )
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
-
-
-@dataclass(frozen=True)
-class PersonRecord:
-    """One enrolled person, with the number of face templates stored for them."""
-
-    id: int
-    name: str
-    metadata: dict
-    face_count: int
-    created_at: str
-    updated_at: str
-
-
-@dataclass(frozen=True)
-class FaceRecord:
-    """One stored face template's bookkeeping (the vector itself is in :meth:`Gallery.matrix`).
-
-    ``sha256`` is the digest of the image the face was enrolled from (see :class:`EnrolmentItem`),
-    or ``None`` when none was given.
-    """
-
-    id: int
-    person_id: int
-    source: str | None
-    box: list[float] | None
-    quality: float | None
-    created_at: str
-    sha256: str | None = None
-
-
-@dataclass(frozen=True)
-class EnrolmentItem:
-    """A template to enrol, with where it came from.
-
-    ``image`` (encoded image bytes, e.g. the face crop as JPEG) is stored only when given, in the
-    ``face_images`` table (encrypted like the template when the gallery has a key) and deleted
-    with the face.
-
-    ``sha256`` (64 lower-case hex digits, e.g. :func:`faceprint.engine.image_digest` of the decoded
-    image) identifies the image content: a person holds at most one face per digest, so an item
-    whose digest is already stored for that person (or repeats an earlier item of the same call)
-    is skipped, not stored twice.
-    """
-
-    template: Template
-    source: str | None = None
-    box: list[float] | None = None
-    quality: float | None = None
-    image: bytes | None = None
-    sha256: str | None = None
-
-
-def checked_digest(item: EnrolmentItem) -> str | None:
-    """The item's ``sha256``, checked to be 64 lower-case hex digits (GalleryError otherwise), or None."""
-    digest = item.sha256
-    if digest is None:
-        return None
-    if not (isinstance(digest, str) and len(digest) == 64 and all(c in "0123456789abcdef" for c in digest)):
-        raise GalleryError(f"image digest {digest!r} is not a SHA-256 in lower-case hex")
-    return digest
-
-
-def unique_items(items: Sequence[EnrolmentItem], stored: set[str]) -> list[EnrolmentItem]:
-    """``items`` without those whose digest is in ``stored`` or repeats an earlier item's."""
-    seen = set(stored)
-    out = []
-    for item in items:
-        digest = checked_digest(item)
-        if digest is not None and digest in seen:
-            log.info("%s: the same image is already enrolled for this person; not stored again",
-                     item.source or "an enrolment image")
-            continue
-        if digest is not None:
-            seen.add(digest)
-        out.append(item)
-    return out
-
-
-def merged_people(rows: Sequence[tuple]) -> dict[str, list[tuple]]:
-    """Stored people grouped by canonical name, for the migration to canonical names.
-
-    ``rows`` are ``(id, name, ...)`` in id order; a name with nothing printable left becomes
-    ``"unnamed person <id>"``. Each group's rows stay in id order (the first is kept).
-    """
-    groups: dict[str, list[tuple]] = {}
-    unnamed = []
-    for row in rows:
-        name = repair_name(row[1])
-        if name:
-            groups.setdefault(name, []).append(row)
-        else:
-            unnamed.append(row)
-    for row in unnamed:
-        name = f"unnamed person {row[0]}"
-        while name in groups:
-            name += "'"
-        groups[name] = [row]
-        log.warning("stored person name %r has no printable character; renamed %r", row[1], name)
-    return groups
-
-
 def _person(row) -> PersonRecord:
     return PersonRecord(row[0], row[1], json.loads(row[2]), int(row[5]), row[3], row[4])
 
-
-def checked_vector(template: Template, model: str, dim: int) -> np.ndarray:
-    """The template's vector as little-endian float32, if it is of ``model``, ``dim``-d and finite.
-
-    Shared by every gallery backend; raises ModelMismatchError or GalleryError.
-    """
-    if template.model != model:
-        raise ModelMismatchError(f"template made by model {template.model!r}; gallery uses {model!r}")
-    if template.dim != dim:
-        raise ModelMismatchError(f"template has {template.dim} dimensions; gallery uses {dim}")
-    vec = np.ascontiguousarray(template.vector, dtype="<f4")
-    if not np.all(np.isfinite(vec)):
-        raise GalleryError("template has non-finite values (NaN or infinity)")
-    return vec
-
-
-def checked_probes(vectors: np.ndarray, dim: int, k: int) -> np.ndarray:
-    """A float32 ``[m, dim]`` probe array for a top-``k`` search, validated for every backend."""
-    if k < 1:
-        raise ValueError(f"k must be at least 1, got {k}")
-    q = np.asarray(vectors, dtype=np.float32)
-    if q.ndim != 2 or q.shape[1] != dim:
-        raise ModelMismatchError(f"probe array has shape {q.shape}; gallery uses {dim}-d templates")
-    if not np.all(np.isfinite(q)):
-        raise GalleryError("probe template has non-finite values (NaN or infinity)")
-    return q
 
 class Gallery:
     """A gallery file: open or create it, enrol, delete, and search people by face template.
@@ -226,15 +106,15 @@ class Gallery:
         Creating needs ``model`` and ``dim``. Opening an existing gallery with a ``model`` (or
         ``dim``) other than the stored one raises :class:`ModelMismatchError`; a file that is not
         a gallery raises :class:`GalleryError`. From ``approximate_from`` templates on (default
-        :data:`faceprint.index.APPROXIMATE_FROM`) search uses a sketch index kept in
+        :data:`faceprint.gallery.index.APPROXIMATE_FROM`) search uses a sketch index kept in
         ``<path>.index``; below it, exact search.
 
         ``key`` encrypts a new gallery (or an existing empty one); an encrypted gallery opened
-        without it raises :class:`~faceprint.crypto.GalleryKeyRequiredError`, with another key
-        :class:`~faceprint.crypto.WrongGalleryKeyError`, and a key given for an unencrypted gallery
-        that holds templates :class:`~faceprint.crypto.GalleryNotEncryptedError` (encrypt it with
+        without it raises :class:`~faceprint.privacy.crypto.GalleryKeyRequiredError`, with another key
+        :class:`~faceprint.privacy.crypto.WrongGalleryKeyError`, and a key given for an unencrypted gallery
+        that holds templates :class:`~faceprint.privacy.crypto.GalleryNotEncryptedError` (encrypt it with
         :meth:`rekey`). ``transform`` likewise must be the one the gallery was created with
-        (:class:`~faceprint.cancelable.TransformMismatchError` otherwise).
+        (:class:`~faceprint.privacy.cancelable.TransformMismatchError` otherwise).
         """
         self.path = os.fspath(path)
         self._cipher: BlobCipher | None = None
@@ -360,7 +240,7 @@ class Gallery:
         """Bring a gallery of an older schema version to :data:`SCHEMA_VERSION`, in one transaction.
 
         Version 1 -> 2: adds ``faces.sha256`` and its index, and brings every stored name to the
-        canonical form (:func:`faceprint.names.repair_name`). People whose names become equal are
+        canonical form (:func:`faceprint.gallery.names.repair_name`). People whose names become equal are
         merged into the oldest of them (their faces moved, and re-encrypted under the new person
         id in an encrypted gallery; metadata merged, later people's keys winning), with a warning.
         """
@@ -546,7 +426,7 @@ class Gallery:
     def enroll(self, person: str, items: Sequence[EnrolmentItem], metadata: dict | None = None) -> PersonRecord:
         """Add ``items`` to ``person`` (created if new; ``metadata`` is merged into theirs).
 
-        ``person`` is brought to its canonical form (:func:`faceprint.names.normalise_name`;
+        ``person`` is brought to its canonical form (:func:`faceprint.gallery.names.normalise_name`;
         :class:`~faceprint.errors.InvalidNameError` when it cannot be). Items whose image digest
         is already stored for the person are skipped (see :class:`EnrolmentItem`). All in one
         transaction: on any error nothing is written and the error is re-raised.
@@ -577,7 +457,7 @@ class Gallery:
     def delete_person(self, person: str) -> int:
         """Delete ``person`` and all their faces; return how many faces were removed.
 
-        ``person`` is looked up by its canonical name (:func:`faceprint.names.normalise_name`).
+        ``person`` is looked up by its canonical name (:func:`faceprint.gallery.names.normalise_name`).
         Raises :class:`PersonNotFoundError` when absent. The deleted templates are overwritten in
         the file and the WAL is checkpointed and truncated so their bytes do not linger there.
         """
@@ -923,57 +803,3 @@ class Gallery:
         """Every distinct non-NULL ``faces.source`` value (batch enrolment skips these as already done)."""
         with self._lock:
             return {r[0] for r in self._db().execute("SELECT DISTINCT source FROM faces WHERE source IS NOT NULL")}
-
-
-# -- backend dispatch ------------------------------------------------------------------------
-# (imported here rather than at the top so this section stays self-contained)
-from typing import Protocol, runtime_checkable  # noqa: E402
-
-_POSTGRES_SCHEMES = ("postgresql://", "postgres://")
-
-
-@runtime_checkable
-class GalleryStore(Protocol):
-    """What every gallery backend offers: :class:`Gallery` (SQLite) and ``PostgresGallery``."""
-
-    path: str
-
-    @property
-    def model(self) -> str: ...
-    @property
-    def dim(self) -> int: ...
-    def enroll(self, person: str, items: Sequence[EnrolmentItem], metadata: dict | None = None) -> PersonRecord: ...
-    def enroll_many(self, batch: Sequence[tuple[str, Sequence[EnrolmentItem]]]) -> list[PersonRecord]: ...
-    def delete_person(self, person: str) -> int: ...
-    def delete_face(self, face_id: int) -> None: ...
-    def persons(self) -> list[PersonRecord]: ...
-    def get_person(self, name: str) -> PersonRecord: ...
-    def faces(self, person: str) -> list[FaceRecord]: ...
-    def __len__(self) -> int: ...
-    def face_count(self) -> int: ...
-    def matrix(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
-    def search(self, template: Template, k: int = 5) -> list[Candidate]: ...
-    def search_many(self, vectors: np.ndarray, k: int = 5) -> list[list[Candidate]]: ...
-    def close(self) -> None: ...
-
-
-def is_postgres_url(location) -> bool:
-    """True for ``postgresql://`` and ``postgres://`` connection URLs."""
-    return isinstance(location, str) and location.lower().startswith(_POSTGRES_SCHEMES)
-
-
-def open_gallery(location, model: str | None = None, dim: int | None = None, *,
-                 key: GalleryKey | None = None, transform: CancelableTransform | None = None) -> GalleryStore:
-    """Open (or create, given ``model`` and ``dim``) the gallery at ``location``.
-
-    A ``postgresql://`` or ``postgres://`` URL opens a PostgreSQL + pgvector gallery (needs
-    ``psycopg``); anything else is a SQLite gallery file path. ``key`` (encryption at rest) and
-    ``transform`` (cancelable templates) are supported by SQLite galleries only.
-    """
-    if is_postgres_url(location):
-        if key is not None or transform is not None:
-            raise GalleryError("encryption keys and cancelable transforms are supported by SQLite galleries only")
-        from faceprint.gallery_postgres import PostgresGallery
-
-        return PostgresGallery(location, model=model, dim=dim)
-    return Gallery(location, model=model, dim=dim, key=key, transform=transform)

@@ -1,7 +1,7 @@
 """From detected faces to templates: align for each embedder, embed (with flip), fuse.
 
 A :class:`Recognizer` holds one or more embedders with fusion weights. For each face it aligns a
-crop per embedder (:mod:`faceprint.align`), embeds the crop and, with test-time augmentation, its
+crop per embedder (:mod:`faceprint.pipeline.align`), embeds the crop and, with test-time augmentation, its
 mirror image (the two raw embeddings are summed), L2-normalises each model's embedding, and
 concatenates the blocks scaled by ``sqrt(weight)``. Weights sum to one, so the dot product of two
 fused templates is exactly the weighted sum of the per-model cosine similarities: score-level
@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..models.base import Embedder
+from ..types import Face, Template
 from .align import align_face
-from .models.base import Embedder
-from .types import Face, Template
 
 log = logging.getLogger(__name__)
 

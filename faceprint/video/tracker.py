@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .types import Box
+from ..types import Box
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .errors import FaceprintError
+from ..errors import FaceprintError
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Cancelable templates: a keyed, revocable transform applied to templates before they are stored.
 
-A :class:`CancelableTransform` is derived from a secret :class:`~faceprint.crypto.GalleryKey`: a
+A :class:`CancelableTransform` is derived from a secret :class:`~faceprint.privacy.crypto.GalleryKey`: a
 random orthogonal matrix ``Q`` (seeded by HKDF of the key, generated with SHAKE-256 so it does not
 depend on NumPy's random streams), and one of two modes:
 
@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import GalleryError
 from .crypto import GalleryKey
-from .errors import GalleryError
 
 MODES = ("rotate", "sign")
 

@@ -1,6 +1,6 @@
 """Fair score normalisation: per-cluster threshold offsets that need no demographic labels.
 
-    from faceprint.score_normalisation import fit_normaliser, ScoreNormaliser
+    from faceprint.evaluation.score_normalisation import fit_normaliser, ScoreNormaliser
     norm = fit_normaliser(vectors, identities, clusters=20, fmr=1e-3, model=engine.model_id)
     norm.save("fsn.npz")
     norm = ScoreNormaliser.load("fsn.npz")
@@ -30,9 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .embedding import unit_rows
-from .errors import FaceprintError, ModelMismatchError
-from .evaluation.metrics import threshold_at_fmr
+from ..errors import FaceprintError, ModelMismatchError
+from ..pipeline.embedding import unit_rows
+from .metrics import threshold_at_fmr
 
 log = logging.getLogger(__name__)
 

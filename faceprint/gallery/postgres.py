@@ -32,8 +32,10 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import numpy as np
 
-from faceprint.errors import FaceprintError, GalleryError, ModelMismatchError, PersonNotFoundError
-from faceprint.gallery import (
+from ..errors import FaceprintError, GalleryError, ModelMismatchError, PersonNotFoundError
+from ..types import Candidate, Template
+from .names import normalise_name
+from .records import (
     EnrolmentItem,
     FaceRecord,
     PersonRecord,
@@ -44,8 +46,6 @@ from faceprint.gallery import (
     merged_people,
     unique_items,
 )
-from faceprint.names import normalise_name
-from faceprint.types import Candidate, Template
 
 try:
     import psycopg

@@ -6,7 +6,7 @@
 :func:`group_faces` reads every image under a folder (recursively), one image, or every
 ``every``-th frame of a video; finds every usable face; drops the faces an optional gallery already
 knows (best match at or above the engine's threshold); clusters the rest with
-:mod:`faceprint.clustering`; and writes the output folder:
+:mod:`faceprint.grouping.clustering`; and writes the output folder:
 
 * ``clusters.json``: the model, the operating point, every face (source, frame and time for video,
   box, detector score, quality, crop file, cluster), the clusters largest first (members and a
@@ -32,13 +32,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .align import ARCFACE_112, align_face
+from ..engine import Engine, GalleryLike
+from ..errors import FaceprintError
+from ..gallery import EnrolmentItem, PersonRecord, open_gallery
+from ..pipeline.align import ARCFACE_112, align_face
+from ..pipeline.image_io import IMAGE_SUFFIXES
+from ..types import Face, Template
 from .clustering import DEFAULT_ALGORITHM, DEFAULT_LINK_FMR, cluster, medoid
-from .engine import Engine, GalleryLike
-from .errors import FaceprintError
-from .gallery import EnrolmentItem, PersonRecord, open_gallery
-from .image_io import IMAGE_SUFFIXES
-from .types import Face, Template
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +129,7 @@ def _read_faces(engine: Engine, source: Path, every: int, skipped: list[dict]) -
                 continue
             yield {"source": str(path)}, engine.finder.find(image)
         return
-    from .video_source import VideoSource
+    from ..video.source import VideoSource
 
     with VideoSource(source) as video:
         for frame in video.frames(every=every):

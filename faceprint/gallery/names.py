@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import unicodedata
 
-from .errors import InvalidNameError
+from ..errors import InvalidNameError
 
 #: The longest name accepted, in characters (after normalisation).
 MAX_NAME_LENGTH = 200

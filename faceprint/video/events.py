@@ -1,6 +1,6 @@
 """Sighting events of a video run, as they happen: a JSON-lines file and a webhook.
 
-:class:`~faceprint.video_recognition.VideoRecognizer` reports a :class:`TrackEvent` when a
+:class:`~faceprint.video.recognition.VideoRecognizer` reports a :class:`TrackEvent` when a
 confirmed track's identity is first decided (``seen``), when it changes (``changed``) and when the
 track ends (``ended``). The outputs here take them one by one:
 
@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
-from .errors import FaceprintError
+from ..errors import FaceprintError
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ class WebhookSink:
                  backoff_s: float = 0.5, drain_s: float = 10.0) -> None:
         import httpx
 
-        from ._version import __version__
+        from .._version import __version__
 
         try:
             parsed = httpx.URL(url)

@@ -22,9 +22,9 @@ import logging
 import cv2
 import numpy as np
 
-from .models.base import Detector
+from ..models.base import Detector
+from ..types import Box, Face
 from .quality import QualityGate
-from .types import Box, Face
 
 log = logging.getLogger(__name__)
 

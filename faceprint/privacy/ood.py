@@ -18,9 +18,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .embedding import Recognizer, l2_normalize
-from .errors import FaceprintError, ModelMismatchError
-from .types import Template
+from ..errors import FaceprintError, ModelMismatchError
+from ..pipeline.embedding import Recognizer, l2_normalize
+from ..types import Template
 
 log = logging.getLogger(__name__)
 
