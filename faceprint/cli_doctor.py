@@ -118,10 +118,10 @@ def _file_check(name: str, licence: str, path: Path, fix: str, part: str = "core
 
 def check_model(name: str) -> ModelCheck:
     """Where the weights of registered model ``name`` lie and whether they are usable."""
-    from .morph_detection import MorphDetector
-    from .morph_detection import WEIGHTS as MORPH_WEIGHTS
-    from .pad.passive import WEIGHTS as PAD_WEIGHTS
-    from .pad.passive import PassiveLiveness
+    from .models.morph_detector import MorphDetector
+    from .models.morph_detector import WEIGHTS as MORPH_WEIGHTS
+    from .models.pad_passive import WEIGHTS as PAD_WEIGHTS
+    from .models.pad_passive import PassiveLiveness
 
     licence = registry.card(name).licence
     bundled = [w for w in bundled_weights().values() if w.model == name]

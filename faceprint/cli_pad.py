@@ -11,7 +11,7 @@ from .cli_common import emit, table
 def cmd_liveness(args: argparse.Namespace) -> int:
     """Passive liveness of every face in an image (the whole image when no face is found)."""
     from .models import registry
-    from .pad.passive import WEIGHTS, PassiveLiveness
+    from .models.pad_passive import WEIGHTS, PassiveLiveness
     from .pipeline.image_io import load_image
 
     image = load_image(args.image)

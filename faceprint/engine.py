@@ -39,10 +39,10 @@ from .pipeline.image_io import DEFAULT_MAX_PIXELS, ImageInput, describe_source, 
 from .pipeline.quality import QualityGate
 from .profiles import DEFAULT_FMR, DEFAULT_PROFILE, Profile
 from .profiles import get as get_profile
-from .types import Face, Identification, Template, Verification, tied_names
+from .types import Face, Identification, Liveness, Template, Verification, tied_names
 
 if TYPE_CHECKING:
-    from .pad.passive import Liveness, PassiveLiveness
+    from .models.pad_passive import PassiveLiveness
     from .privacy.cancelable import CancelableTransform
     from .privacy.crypto import GalleryKey
     from .privacy.ood import OodCheck

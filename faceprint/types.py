@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
-
-if TYPE_CHECKING:
-    from .pad.passive import Liveness
 
 
 @dataclass(frozen=True)
@@ -49,6 +45,32 @@ class Box:
         x1 = min(max(self.x + self.width, x0), width)
         y1 = min(max(self.y + self.height, y0), height)
         return Box(x0, y0, x1 - x0, y1 - y0)
+
+
+@dataclass(frozen=True)
+class Liveness:
+    """The passive PAD decision for one face (:class:`~faceprint.models.pad_passive.PassiveLiveness`).
+
+    ``score`` is the model's probability that the face is live (bona fide), ``is_live`` is
+    ``score >= threshold``, ``reason`` says why the face was judged an attack or what limited the
+    check (``None`` when live and nothing to report), ``model`` names the weights.
+    """
+
+    score: float
+    is_live: bool
+    threshold: float
+    reason: str | None
+    model: str
+
+    def to_dict(self) -> dict:
+        """A JSON-ready description."""
+        return {
+            "score": round(self.score, 4),
+            "is_live": self.is_live,
+            "threshold": round(self.threshold, 4),
+            "reason": self.reason,
+            "model": self.model,
+        }
 
 
 @dataclass

@@ -50,9 +50,9 @@ from faceprint.evaluation.lfw import read_pairs
 from faceprint.evaluation.morph import MorphCase, build_morphs, independent_cases
 from faceprint.evaluation.pad import pad_metrics
 from faceprint.evaluation.runner import lfw_templates
+from faceprint.models.morph_detector import WEIGHTS, morph_features
+from faceprint.models.pad_features import FEATURE_VERSION
 from faceprint.models.yunet import YuNetDetector
-from faceprint.morph_detection import WEIGHTS, morph_features
-from faceprint.pad.features import FEATURE_VERSION
 from faceprint.pipeline.detection import central_face
 from faceprint.pipeline.image_io import load_image
 

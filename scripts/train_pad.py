@@ -32,9 +32,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from faceprint.evaluation.pad import pad_metrics
+from faceprint.models.pad_features import FEATURE_VERSION, pad_features, pad_view
+from faceprint.models.pad_passive import WEIGHTS, pad_face
 from faceprint.pad.attacks import ATTACK_TYPES, RECIPES, live_sample, synthesise
-from faceprint.pad.features import FEATURE_VERSION, pad_features, pad_view
-from faceprint.pad.passive import WEIGHTS, pad_face
 from faceprint.pipeline.image_io import load_image
 
 DATA = ROOT / ".." / "shared" / "data"

@@ -38,7 +38,7 @@ def finder(engine_fast):
 
 @pytest.fixture(scope="module")
 def landmarker(data_dir):
-    from faceprint.landmarks import load_landmarker
+    from faceprint.models.registry import load_landmarker
 
     return load_landmarker()
 

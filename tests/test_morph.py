@@ -26,7 +26,7 @@ def lfw(data_dir):
 @pytest.fixture(scope="module")
 def faces(lfw, engine_fast):
     """Images and 68 landmarks of two different people."""
-    from faceprint.landmarks import load_landmarker
+    from faceprint.models.registry import load_landmarker
     from faceprint.pipeline.detection import central_face
 
     out = []

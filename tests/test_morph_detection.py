@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from faceprint.morph_detection import (
+from faceprint.models.morph_detector import (
     WEIGHTS,
     MorphCheck,
     MorphDetector,
@@ -40,7 +40,7 @@ def devtest_morph_scores(data_dir, detector):
     """Morph scores, source scores, the morph images and the source paths of PAIRS seeded pairs of
     different DevTest people."""
     from faceprint.evaluation.lfw import read_pairs
-    from faceprint.landmarks import load_landmarker
+    from faceprint.models.registry import load_landmarker
     from faceprint.models.yunet import YuNetDetector
     from faceprint.pad.morph import morph
     from faceprint.pipeline.detection import central_face

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from faceprint.evaluation.pad import PadDatasetError, apcer, bpcer, pad_folders, pad_metrics
+from faceprint.models.pad_features import FACE_SIZE, feature_groups, lbp_histogram, pad_features, pad_view
+from faceprint.models.pad_passive import NO_FACE_REASON, Liveness, PadModelError, PassiveLiveness, pad_face
 from faceprint.pad import attacks
-from faceprint.pad.features import FACE_SIZE, feature_groups, lbp_histogram, pad_features, pad_view
-from faceprint.pad.passive import NO_FACE_REASON, Liveness, PadModelError, PassiveLiveness, pad_face
 from faceprint.types import Box
 
 # LFW people outside the training sources (train_pad.py uses the first 1,000 names in sorted order)
@@ -218,7 +218,7 @@ def test_liveness_command_on_silent_face_samples(data_dir, capsys):
 
 
 def test_liveness_command_takes_another_weights_file(data_dir, tmp_path, capsys):
-    from faceprint.pad.passive import WEIGHTS
+    from faceprint.models.pad_passive import WEIGHTS
 
     with np.load(WEIGHTS) as shipped:
         fields = {k: shipped[k] for k in shipped.files}

@@ -12,7 +12,7 @@ Protocol. Pairs of different people come from an LFW-layout folder in one of two
   images, so every comparison is with an image the morph was not made from.
 
 Morphs (:mod:`faceprint.pad.morph`) are complete landmark-aligned morphs at alpha 0.5 on dlib's 68
-landmarks (:mod:`faceprint.landmarks`) of the face nearest the image centre, saved as JPEG
+landmarks (:mod:`faceprint.models.dlib_landmarks`) of the face nearest the image centre, saved as JPEG
 (quality 95) under ``out_dir/morphs-<protocol>/`` and reused when present. No pairing by sex or
 ethnicity is done (LFW has no such labels), so many pairs are dissimilar and the figures are
 lower than for an attacker who picks a look-alike accomplice.
@@ -38,7 +38,7 @@ import numpy as np
 
 from ..engine import Engine
 from ..errors import FaceprintError
-from ..landmarks import load_landmarker
+from ..models.registry import load_landmarker
 from ..pad.morph import morph
 from ..pipeline.detection import central_face
 from .lfw import Pair, pair_scores, read_pairs

@@ -243,7 +243,7 @@ def run_pad_eval(root: str | Path, out: str | Path, *, threshold: float | None =
     from tqdm import tqdm
 
     from ..models import registry
-    from ..pad.passive import WEIGHTS, PassiveLiveness, pad_face
+    from ..models.pad_passive import WEIGHTS, PassiveLiveness, pad_face
     from ..pipeline.image_io import load_image
 
     groups = pad_folders(root)

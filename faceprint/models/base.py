@@ -50,6 +50,20 @@ class ModelCard:
         }
 
 
+#: ArcFace / SFace reference landmarks for a 112 x 112 crop (insightface's ``arcface_dst``): the five
+#: points an embedder's ``template`` places the face on (:func:`faceprint.pipeline.align.align_face`).
+ARCFACE_112 = np.array(
+    [
+        [38.2946, 51.6963],
+        [73.5318, 51.5014],
+        [56.0252, 71.7366],
+        [41.5493, 92.3655],
+        [70.7299, 92.2041],
+    ],
+    dtype=np.float32,
+)
+
+
 #: The folder of weights shipped inside faceprint itself (package data, listed in manifest.json).
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 

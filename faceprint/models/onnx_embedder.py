@@ -22,8 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ModelConfigError, ModelUnavailableError
-from ..pipeline.align import ARCFACE_112
-from .base import Embedder, ModelCard
+from .base import ARCFACE_112, Embedder, ModelCard
 from .onnx_runtime import OnnxModel
 
 

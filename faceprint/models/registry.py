@@ -12,12 +12,12 @@ import threading
 from collections.abc import Callable
 
 from ..errors import UnknownModelError
-from ..landmarks import DlibLandmarker
-from ..morph_detection import MorphDetector
-from ..pad.passive import PassiveLiveness
 from .base import Detector, Embedder, ModelCard
+from .dlib_landmarks import DlibLandmarker
 from .dlib_resnet import DlibResNetEmbedder
 from .facenet import FaceNetEmbedder
+from .morph_detector import MorphDetector
+from .pad_passive import PassiveLiveness
 from .sface import SFaceEmbedder
 from .yunet import YuNetDetector
 
@@ -67,6 +67,11 @@ def load_detector(name: str) -> Detector:
     if not isinstance(model, Detector):
         raise UnknownModelError(f"model '{name}' is not a detector")
     return model
+
+
+def load_landmarker() -> DlibLandmarker:
+    """The process-wide 68-point landmarker (:class:`~faceprint.models.dlib_landmarks.DlibLandmarker`), loaded on first use (about 1 s)."""
+    return load(DlibLandmarker.card.name)
 
 
 def load_embedder(name: str) -> Embedder:

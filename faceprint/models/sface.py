@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..pipeline.align import ARCFACE_112
-from .base import Embedder, ModelCard, weights_file
+from .base import ARCFACE_112, Embedder, ModelCard, weights_file
 from .opencv_dnn import DnnModel
 
 

@@ -8,7 +8,7 @@
             break
     result = session.result()                                      # ActiveLivenessResult
 
-How each action is measured on the 68 iBUG landmarks of the largest face (:mod:`faceprint.landmarks`):
+How each action is measured on the 68 iBUG landmarks of the largest face (:mod:`faceprint.models.dlib_landmarks`):
 
 - **blink**: the eye aspect ratio (EAR, Soukupová & Čech 2016), mean of both eyes, falls below
   ``blink_close_ratio`` times the track's own open-eye baseline (running median of the last
@@ -47,7 +47,7 @@ import cv2
 import numpy as np
 
 from ..errors import FaceprintError
-from ..landmarks import (
+from ..models.dlib_landmarks import (
     JAW,
     LEFT_EYE,
     MOUTH_LEFT_CORNER,
@@ -381,7 +381,7 @@ class ActiveLivenessSession:
 
             self._finder = Engine("fast").finder
         if self._landmarker is None:
-            from ..landmarks import load_landmarker
+            from ..models.registry import load_landmarker
 
             self._landmarker = load_landmarker()
         faces = self._finder.find(frame_rgb)  # largest first
@@ -658,7 +658,7 @@ def count_blinks(source: str | int | os.PathLike, *, every: int = 1, min_face: f
 
         finder = Engine("fast").finder
     if landmarker is None:
-        from ..landmarks import load_landmarker
+        from ..models.registry import load_landmarker
 
         landmarker = load_landmarker()
     tracker = _Tracker(config or ActiveConfig(), min_face)

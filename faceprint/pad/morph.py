@@ -88,7 +88,7 @@ def morph(
     """The morph of two faces (RGB uint8, ``image_a``'s size): shape and texture mixed by ``alpha``.
 
     ``points_a`` and ``points_b`` are corresponding landmarks [n, 2] in each image's pixels (e.g.
-    68-point landmarks of :mod:`faceprint.landmarks`); ``alpha`` 0 gives face a, 1 face b.
+    68-point landmarks of :mod:`faceprint.models.dlib_landmarks`); ``alpha`` 0 gives face a, 1 face b.
     """
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")

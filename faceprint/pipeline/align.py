@@ -10,17 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-# ArcFace / SFace reference landmarks for a 112 x 112 crop (insightface's ``arcface_dst``).
-ARCFACE_112 = np.array(
-    [
-        [38.2946, 51.6963],
-        [73.5318, 51.5014],
-        [56.0252, 71.7366],
-        [41.5493, 92.3655],
-        [70.7299, 92.2041],
-    ],
-    dtype=np.float32,
-)
+from ..models.base import ARCFACE_112  # noqa: F401 (the template most embedders align to)
 
 
 def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:

@@ -24,7 +24,7 @@ from ..types import Template
 
 log = logging.getLogger(__name__)
 
-WEIGHTS_DIR = Path(__file__).resolve().parent / "models" / "weights"
+WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "models" / "weights"
 TARGET_FRR = 0.01
 """False-reject rate on held-out face templates at which the threshold is set."""
 

@@ -1,12 +1,12 @@
 """Passive presentation attack detection (PAD) on one image: is this face live, or a replay or print?
 
-    from faceprint.pad.passive import PassiveLiveness
+    from faceprint.models.pad_passive import PassiveLiveness
     pad = PassiveLiveness()                      # loads faceprint/models/weights/pad_passive.npz
     result = pad.check(image, face)              # image: RGB uint8 array; face: a detected Face or None
     result.score, result.is_live, result.threshold
 
 The score is the probability of "live" given hand-crafted recapture cues
-(:mod:`faceprint.pad.features`) under a logistic-regression model trained by
+(:mod:`faceprint.models.pad_features`) under a logistic-regression model trained by
 ``scripts/train_pad.py`` on live photos against attacks synthesised from them
 (:mod:`faceprint.pad.attacks`). ``check`` is a pure function of its inputs: no detection, no I/O.
 """
@@ -14,20 +14,19 @@ The score is the probability of "live" given hand-crafted recapture cues
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import FaceprintError
-from ..models.base import ModelCard
-from ..models.logistic import LogisticWeights
-from ..types import Face
-from .features import FEATURE_VERSION, pad_features, pad_view
+from ..types import Face, Liveness
+from .base import ModelCard
+from .logistic import LogisticWeights
+from .pad_features import FEATURE_VERSION, pad_features, pad_view
 
 log = logging.getLogger(__name__)
 
-WEIGHTS = Path(__file__).resolve().parents[1] / "models" / "weights" / "pad_passive.npz"
+WEIGHTS = Path(__file__).resolve().parent / "weights" / "pad_passive.npz"
 NO_FACE_REASON = "no face given: the whole image was used"
 
 
@@ -35,32 +34,6 @@ class PadModelError(FaceprintError):
     """The passive PAD weights are missing, corrupt, or were made for other features."""
 
     code = "pad_model_error"
-
-
-@dataclass(frozen=True)
-class Liveness:
-    """The passive PAD decision for one face.
-
-    ``score`` is the model's probability that the face is live (bona fide), ``is_live`` is
-    ``score >= threshold``, ``reason`` says why the face was judged an attack or what limited the
-    check (``None`` when live and nothing to report), ``model`` names the weights.
-    """
-
-    score: float
-    is_live: bool
-    threshold: float
-    reason: str | None
-    model: str
-
-    def to_dict(self) -> dict:
-        """A JSON-ready description."""
-        return {
-            "score": round(self.score, 4),
-            "is_live": self.is_live,
-            "threshold": round(self.threshold, 4),
-            "reason": self.reason,
-            "model": self.model,
-        }
 
 
 CARD = ModelCard(

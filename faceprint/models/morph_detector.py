@@ -1,6 +1,6 @@
 """Single-image morphing-attack detection (S-MAD): is this enrolment photo a blend of two faces?
 
-    from faceprint.morph_detection import MorphDetector
+    from faceprint.models.morph_detector import MorphDetector
     detector = MorphDetector()                   # loads faceprint/models/weights/morph_detector.npz
     result = detector.check(image, face)         # image: RGB uint8 array; face: a detected Face
     result.score, result.is_morph, result.threshold
@@ -8,7 +8,7 @@
 Landmark-aligned morphs (:mod:`faceprint.pad.morph`) are warped and averaged images: the blend smooths
 skin texture, leaves ghosting around the eyes, nostrils and hair line, and damps high spatial
 frequencies. The detector reuses the passive PAD's hand-crafted colour-texture (LBP), spectrum,
-blur and JPEG-grid cues of the face region (:mod:`faceprint.pad.features`) under a
+blur and JPEG-grid cues of the face region (:mod:`faceprint.models.pad_features`) under a
 logistic-regression model trained by ``scripts/train_morph_detector.py`` on LFW View 1 DevTrain
 people only (bona fide photos against morphs of pairs of them). The bona fide training photos were
 re-saved through the morphs' own JPEG (quality 95) path, so that the model cannot tell the classes
@@ -27,17 +27,17 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import FaceprintError
-from .models.base import ModelCard
-from .models.logistic import LogisticWeights
-from .pad.features import FEATURE_VERSION, pad_features, pad_view
-from .types import Face
+from ..errors import FaceprintError
+from ..types import Face
+from .base import ModelCard
+from .logistic import LogisticWeights
+from .pad_features import FEATURE_VERSION, pad_features, pad_view
 
 log = logging.getLogger(__name__)
 
 __all__ = ["WEIGHTS", "MorphCheck", "MorphDetector", "MorphModelError", "morph_features"]
 
-WEIGHTS = Path(__file__).resolve().parent / "models" / "weights" / "morph_detector.npz"
+WEIGHTS = Path(__file__).resolve().parent / "weights" / "morph_detector.npz"
 
 
 class MorphModelError(FaceprintError):

@@ -1,6 +1,6 @@
 """68-point facial landmarks (iBUG 300-W layout) for a detected face, by dlib's shape predictor.
 
-    from faceprint.landmarks import load_landmarker
+    from faceprint.models.registry import load_landmarker
     points = load_landmarker().landmarks(image_rgb, face.box)   # float32 [68, 2], image pixels
 
 The points follow the iBUG 300-W numbering: jaw 0-16, brows 17-26, nose 27-35 (tip 30), eyes
@@ -19,9 +19,9 @@ import threading
 import cv2
 import numpy as np
 
-from .errors import ModelUnavailableError
-from .models.base import ModelCard, package_file
-from .types import Box
+from ..errors import ModelUnavailableError
+from ..types import Box
+from .base import ModelCard, package_file
 
 JAW = slice(0, 17)
 RIGHT_BROW = slice(17, 22)
@@ -103,10 +103,3 @@ class DlibLandmarker:
             shape = self._predictor(np.ascontiguousarray(region), rect)
         points = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
         return points / scale + np.array([x0, y0], dtype=np.float32)
-
-
-def load_landmarker() -> DlibLandmarker:
-    """The process-wide 68-point landmarker from the model registry, loaded on first use (about 1 s)."""
-    from .models import registry
-
-    return registry.load(DlibLandmarker.card.name)
