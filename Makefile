@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml requirements.txt
 install: $(VENV)/.installed
 
 demo: install
-	$(PY) -m faceprint.demo --out out/demo
+	$(PY) -m faceprint.cli.demo --out out/demo
 
 test: install
 	$(PY) -m pytest -q

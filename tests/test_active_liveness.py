@@ -277,7 +277,7 @@ def _cli(argv: list[str]) -> int:
 
     if "cli_liveness" in cli.SUBCOMMAND_MODULES:
         return cli.main(argv)
-    from faceprint import cli_liveness
+    from faceprint.cli import liveness as cli_liveness
 
     parser = argparse.ArgumentParser(prog="faceprint")
     parser.add_argument("--json", action="store_true")

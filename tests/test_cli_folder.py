@@ -201,7 +201,7 @@ def test_the_gallery_profile_is_used_without_model(capsys, data_dir, tmp_path):
 def test_resolve_profile_defaults(tmp_path):
     import argparse
 
-    from faceprint.cli_common import resolve_profile
+    from faceprint.cli.common import resolve_profile
 
     args = argparse.Namespace(model=None, model_config=None)
     assert resolve_profile(args) == "accurate"

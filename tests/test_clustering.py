@@ -25,7 +25,7 @@ from faceprint.grouping.faces import ClusterOutputError, group_faces, name_clust
 
 
 def run_cli(monkeypatch, argv: list[str]) -> int:
-    monkeypatch.setattr(cli, "SUBCOMMAND_MODULES", tuple(dict.fromkeys((*cli.SUBCOMMAND_MODULES, "cli_cluster"))))
+    monkeypatch.setattr(cli, "SUBCOMMAND_MODULES", tuple(dict.fromkeys((*cli.SUBCOMMAND_MODULES, "cluster"))))
     return cli.main(argv)
 
 

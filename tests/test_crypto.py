@@ -218,10 +218,11 @@ def test_encrypted_gallery_never_writes_the_search_index(tmp_path, rng, key):
 
 
 def privacy_cli(argv: list[str]) -> int:
-    """Run a ``faceprint`` command of :mod:`faceprint.cli_privacy` (through the real CLI once it is wired in)."""
+    """Run a ``faceprint`` command of :mod:`faceprint.cli.privacy` (through the real CLI once it is wired in)."""
     import argparse
 
-    from faceprint import cli, cli_privacy
+    from faceprint import cli
+    from faceprint.cli import privacy as cli_privacy
 
     if "cli_privacy" in cli.SUBCOMMAND_MODULES:
         return cli.main(argv)

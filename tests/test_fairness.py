@@ -173,7 +173,7 @@ def test_spherical_kmeans_finds_separated_clusters():
 
 
 def test_cli_eval_fairness(small_utk, tmp_path, capsys, engine_fast):
-    from faceprint import cli_trust
+    from faceprint.cli import trust as cli_trust
 
     parser = argparse.ArgumentParser()
     common = argparse.ArgumentParser(add_help=False)

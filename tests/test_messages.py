@@ -20,7 +20,7 @@ from PIL import Image
 
 import faceprint.errors
 from faceprint.cli import build_parser, main
-from faceprint.cli_common import did_you_mean
+from faceprint.cli.common import did_you_mean
 from faceprint.errors import FaceprintError
 from faceprint.privacy.crypto import GalleryKey, write_key_file
 

@@ -102,7 +102,7 @@ def test_cases_pick_independent_references(tmp_path):
 
 
 def test_cli_eval_morph_on_a_small_pairs_file(lfw, tmp_path, capsys, engine_fast):
-    from faceprint import cli_trust
+    from faceprint.cli import trust as cli_trust
 
     lines = (lfw / "pairsDevTest.txt").read_text().splitlines()
     n = int(lines[0])

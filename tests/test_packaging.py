@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from faceprint.cli import main
-from faceprint.cli_doctor import PACKAGED, check_model, run_checks
+from faceprint.cli.doctor import PACKAGED, check_model, run_checks
 from faceprint.extras import EXTRAS
 from faceprint.models import base, registry
 

@@ -171,7 +171,7 @@ def replay_subset(data_dir, tmp_path_factory):
 
 
 def _parser():
-    from faceprint import cli_pad
+    from faceprint.cli import pad as cli_pad
 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true")

@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import pytest
 
-from faceprint.cli_common import ELLIPSIS, WIDTH, table
+from faceprint.cli.common import ELLIPSIS, WIDTH, table
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -148,7 +148,8 @@ def test_stride_and_max_frames(engine_fast, gallery_path, clip):
 
 def _parser() -> argparse.ArgumentParser:
     """The real parser when cli_video is wired into faceprint.cli, else one built the same way."""
-    from faceprint import cli, cli_video
+    from faceprint import cli
+    from faceprint.cli import video as cli_video
 
     if "cli_video" in cli.SUBCOMMAND_MODULES:
         return cli.build_parser()

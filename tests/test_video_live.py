@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 
 from faceprint import cli
-from faceprint.cli_video import StopOnSignals
+from faceprint.cli.video import StopOnSignals
 from faceprint.errors import FaceprintError
 from faceprint.video.events import EventOutputError, EventOutputs, JsonLinesSink, TrackEvent, WebhookSink
 from faceprint.video.recognition import VideoRecognizer
@@ -459,7 +459,7 @@ def test_cli_prints_events_as_they_happen_and_writes_them_to_file_and_webhook(ga
 
 
 def test_cli_ctrl_c_while_the_models_load_still_ends_cleanly(gallery_path, clip, tmp_path, capsys, monkeypatch):
-    from faceprint import cli_video
+    from faceprint.cli import video as cli_video
 
     profile_for = cli_video._profile_for
 

@@ -19,11 +19,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .cli_common import emit, engine_from_args, table
-from .errors import FaceprintError, ImageDecodeError, ImageTooLargeError, UnsupportedInputError
-from .pipeline.image_io import IMAGE_SUFFIXES
-from .privacy.audit import audit_cli
-from .types import Identification
+from ..errors import FaceprintError, ImageDecodeError, ImageTooLargeError, UnsupportedInputError
+from ..pipeline.image_io import IMAGE_SUFFIXES
+from ..privacy.audit import audit_cli
+from ..types import Identification
+from .common import emit, engine_from_args, table
 
 #: The errors one unreadable file raises: reported for that file, the others are still processed.
 FILE_ERRORS = (ImageDecodeError, ImageTooLargeError, UnsupportedInputError)

@@ -1,7 +1,7 @@
 """``faceprint keys``, ``faceprint purge`` and ``faceprint audit``: keys, retention and the audit log.
 
 The gallery privacy options every gallery-opening command shares (``--key-file``,
-``--transform-key-file``, ``--transform-mode``, ``--audit-log``) are in :mod:`faceprint.cli_common`.
+``--transform-key-file``, ``--transform-mode``, ``--audit-log``) are in :mod:`faceprint.cli.common`.
 """
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .cli_common import add_gallery_privacy_options, emit, gallery_privacy_from_args
-from .errors import FaceprintError
-from .privacy.audit import AuditLog, audit_cli
-from .privacy.cancelable import MODES
-from .privacy.crypto import KEY_ENV, GalleryKey, load_key, read_key_file, write_key_file
+from ..errors import FaceprintError
+from ..privacy.audit import AuditLog, audit_cli
+from ..privacy.cancelable import MODES
+from ..privacy.crypto import KEY_ENV, GalleryKey, load_key, read_key_file, write_key_file
+from .common import add_gallery_privacy_options, emit, gallery_privacy_from_args
 
 
 def cmd_keys_new(args: argparse.Namespace) -> int:
@@ -28,7 +28,7 @@ def cmd_keys_new(args: argparse.Namespace) -> int:
 
 def cmd_keys_rotate(args: argparse.Namespace) -> int:
     """Re-encrypt a gallery under a new key (or encrypt / decrypt it) in one transaction."""
-    from .gallery import Gallery
+    from ..gallery import Gallery
 
     old = load_key(args.old_key_file)
     if args.decrypt == bool(args.new_key_file):
@@ -47,7 +47,7 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
 
 def cmd_purge(args: argparse.Namespace) -> int:
     """Delete faces enrolled more than N days ago."""
-    from .gallery import Gallery
+    from ..gallery import Gallery
 
     with Gallery(args.gallery, **gallery_privacy_from_args(args)) as gallery:
         removed = gallery.purge_older_than(args.older_than_days)

@@ -17,11 +17,11 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .cli_common import emit, fields_block, table
-from .errors import ModelUnavailableError
-from .extras import EXTRAS
-from .models import registry
-from .models.base import OPTIONAL_WEIGHT_PACKAGES, bundled_weights, install_command, package_file
+from ..errors import ModelUnavailableError
+from ..extras import EXTRAS
+from ..models import registry
+from ..models.base import OPTIONAL_WEIGHT_PACKAGES, bundled_weights, install_command, package_file
+from .common import emit, fields_block, table
 
 #: Weights that come from another pip package: model -> (import package, file inside it, pip name).
 #: The same arguments the model's own loader gives :func:`~faceprint.models.base.package_file`.
@@ -118,10 +118,10 @@ def _file_check(name: str, licence: str, path: Path, fix: str, part: str = "core
 
 def check_model(name: str) -> ModelCheck:
     """Where the weights of registered model ``name`` lie and whether they are usable."""
-    from .models.morph_detector import MorphDetector
-    from .models.morph_detector import WEIGHTS as MORPH_WEIGHTS
-    from .models.pad_passive import WEIGHTS as PAD_WEIGHTS
-    from .models.pad_passive import PassiveLiveness
+    from ..models.morph_detector import MorphDetector
+    from ..models.morph_detector import WEIGHTS as MORPH_WEIGHTS
+    from ..models.pad_passive import WEIGHTS as PAD_WEIGHTS
+    from ..models.pad_passive import PassiveLiveness
 
     licence = registry.card(name).licence
     bundled = [w for w in bundled_weights().values() if w.model == name]
@@ -157,8 +157,8 @@ def check_model(name: str) -> ModelCheck:
 
 def run_checks() -> Report:
     """Check every registered model, the out-of-domain checks, every extra and every profile."""
-    from .privacy.ood import weights_path
-    from .profiles import get, names
+    from ..privacy.ood import weights_path
+    from ..profiles import get, names
 
     models = [check_model(card.name) for card in registry.cards()]
     models += [_file_check(f"ood-{p}", "MIT", weights_path(p), REINSTALL) for p in OOD_PROFILES]
@@ -194,7 +194,7 @@ def _text(report: Report) -> str:
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     """Print what this install has; exit 0 when the core install is complete, else 1."""
-    from .profiles import register_model_config
+    from ..profiles import register_model_config
 
     register_model_config(args.model_config)  # --model-config: the user's own models are listed too
     report = run_checks()

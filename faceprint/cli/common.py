@@ -1,6 +1,6 @@
 """Pieces every ``faceprint`` subcommand module shares: tables, JSON output, the engine, gallery privacy options.
 
-A subcommand module (``cli_*.py``) exposes ``register(sub, eval_sub, common)``; ``sub`` is the
+A subcommand module (``faceprint/cli/*.py``) exposes ``register(sub, eval_sub, common)``; ``sub`` is the
 top-level subparsers object, ``eval_sub`` the subparsers of ``faceprint eval`` and ``common`` the
 parent parser carrying the shared options (``--model``, ``--fmr``, ``--threshold``, ``--json`` ...).
 """
@@ -13,10 +13,10 @@ import json
 import os
 from collections.abc import Sequence
 
-from ._text import ELLIPSIS, WIDTH, fields_block, table  # noqa: F401 (re-exported)
-from .errors import GalleryError, ModelMismatchError, PersonNotFoundError, UnknownModelError
-from .privacy.cancelable import MODES, CancelableTransform
-from .privacy.crypto import KEY_ENV, load_key, read_key_file
+from .._text import ELLIPSIS, WIDTH, fields_block, table  # noqa: F401 (re-exported)
+from ..errors import GalleryError, ModelMismatchError, PersonNotFoundError, UnknownModelError
+from ..privacy.cancelable import MODES, CancelableTransform
+from ..privacy.crypto import KEY_ENV, load_key, read_key_file
 
 GALLERY_HELP = "a SQLite file, or a postgresql://user:pass@host/db?gallery=NAME URL"
 
@@ -34,7 +34,7 @@ def gallery_model(gallery: str | os.PathLike, privacy: dict | None = None) -> st
     PostgreSQL gallery that cannot be opened, gives None (the command then reports its own error);
     an encrypted gallery without its key raises :class:`~faceprint.privacy.crypto.GalleryKeyRequiredError`.
     """
-    from .gallery import is_postgres_url, open_gallery
+    from ..gallery import is_postgres_url, open_gallery
 
     if is_postgres_url(gallery):
         try:
@@ -58,7 +58,7 @@ def resolve_profile(args: argparse.Namespace, gallery: str | os.PathLike | None 
     gallery's (the message says what to pass) and :class:`~faceprint.errors.UnknownModelError` when
     no registered profile makes the gallery's model.
     """
-    from .profiles import DEFAULT_PROFILE, get, names, register_model_config
+    from ..profiles import DEFAULT_PROFILE, get, names, register_model_config
 
     register_model_config(args.model_config)
     model_id = gallery_model(gallery, privacy) if gallery is not None else None
@@ -85,7 +85,7 @@ def engine_from_args(args: argparse.Namespace, gallery: str | os.PathLike | None
     ``gallery``: the command's gallery, if it has one; without ``--model`` the engine then runs the
     profile that made it (see :func:`resolve_profile`, whose errors it raises).
     """
-    from .engine import Engine
+    from ..engine import Engine
 
     privacy = gallery_privacy_from_args(args) if hasattr(args, "key_file") else {}
     profile = resolve_profile(args, gallery, privacy)

@@ -5,7 +5,7 @@ Uses the example data in ``../shared/data`` (face_recognition's knn example, MIT
 plus a crowd photo of strangers is identified, a table is printed and annotated copies are
 written to ``--out``.
 
-    python -m faceprint.demo --out out/demo [--data ../shared/data] [--model fast]
+    python -m faceprint.cli.demo --out out/demo [--data ../shared/data] [--model fast]
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from pathlib import Path
 
 import cv2
 
-from .engine import Engine
-from .errors import FaceprintError
-from .pipeline.draw import annotate, save_rgb
-from .pipeline.image_io import IMAGE_SUFFIXES
+from ..engine import Engine
+from ..errors import FaceprintError
+from ..pipeline.draw import annotate, save_rgb
+from ..pipeline.image_io import IMAGE_SUFFIXES
 
 
 def default_data() -> Path:
@@ -29,7 +29,7 @@ def default_data() -> Path:
     An installed faceprint (a wheel in site-packages) has no checkout, so the folder is looked
     for relative to the working directory, as the README's commands give it.
     """
-    checkout = Path(__file__).resolve().parents[1]
+    checkout = Path(__file__).resolve().parents[2]
     if (checkout / "pyproject.toml").is_file():
         return checkout.parent / "shared" / "data"
     return Path("..") / "shared" / "data"
@@ -80,7 +80,7 @@ def run(data: Path, out: Path, profile: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m faceprint.demo``."""
+    """Entry point of ``python -m faceprint.cli.demo``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=None,
                         help="the shared/data folder (default: ../shared/data beside the checkout or the working directory)")

@@ -7,13 +7,13 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from .cli_common import GALLERY_HELP, emit, engine_from_args, table
-from .grouping.clustering import ALGORITHMS, DEFAULT_ALGORITHM, DEFAULT_LINK_FMR
+from ..grouping.clustering import ALGORITHMS, DEFAULT_ALGORITHM, DEFAULT_LINK_FMR
+from .common import GALLERY_HELP, emit, engine_from_args, table
 
 
 def cmd_cluster(args: argparse.Namespace) -> int:
     """Group the faces of a folder, image or video into clusters and write the output folder."""
-    from .grouping.faces import group_faces
+    from ..grouping.faces import group_faces
 
     engine = engine_from_args(args, args.gallery)
     result = group_faces(engine, args.input, args.out, gallery=args.gallery, algorithm=args.algorithm,
@@ -43,12 +43,12 @@ def cmd_cluster(args: argparse.Namespace) -> int:
 
 def cmd_cluster_name(args: argparse.Namespace) -> int:
     """Enrol one or more clusters of an output folder as one person."""
-    from .grouping.faces import name_cluster
+    from ..grouping.faces import name_cluster
 
     try:
         ids = [int(v) for v in args.cluster.split(",") if v.strip()]
     except ValueError:
-        from .grouping.faces import ClusterOutputError
+        from ..grouping.faces import ClusterOutputError
 
         raise ClusterOutputError(f"cluster ids must be integers like 3 or 3,7, got {args.cluster!r}") from None
     record = name_cluster(args.out_dir, ids, args.person, args.gallery)
@@ -60,7 +60,7 @@ def cmd_cluster_name(args: argparse.Namespace) -> int:
 
 def cmd_eval_cluster(args: argparse.Namespace) -> int:
     """Cluster LFW faces with each algorithm and report pairwise and BCubed figures."""
-    from .evaluation.clustering import run_cluster_eval
+    from ..evaluation.clustering import run_cluster_eval
 
     engine = engine_from_args(args)
     run = run_cluster_eval(engine, Path(args.images), Path(args.out), pairs=Path(args.pairs) if args.pairs else None,

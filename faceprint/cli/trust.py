@@ -5,15 +5,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .cli_common import emit, engine_from_args
-from .errors import FaceprintError
+from ..errors import FaceprintError
+from .common import emit, engine_from_args
 
 MORPH_PROFILES = "accurate,fast"
 
 
 def cmd_eval_fairness(args: argparse.Namespace) -> int:
     """Per-group FMR and proxy FNMR on UTKFace; with ``--lfw``, the FSN mitigation before/after."""
-    from .evaluation.fairness import run_fairness, run_mitigation
+    from ..evaluation.fairness import run_fairness, run_mitigation
 
     engine = engine_from_args(args)
     out = Path(args.out)
@@ -33,8 +33,8 @@ def cmd_eval_fairness(args: argparse.Namespace) -> int:
 
 def cmd_eval_morph(args: argparse.Namespace) -> int:
     """MMPMR of landmark-aligned morphs per profile and threshold."""
-    from .evaluation.morph import run_morph
-    from .profiles import get
+    from ..evaluation.morph import run_morph
+    from ..profiles import get
 
     profiles = [p.strip() for p in args.profiles.split(",") if p.strip()]
     if not profiles:

@@ -18,8 +18,8 @@ import sys
 import threading
 from pathlib import Path
 
-from .cli_common import GALLERY_HELP, emit, engine_from_args, table
-from .errors import FaceprintError
+from ..errors import FaceprintError
+from .common import GALLERY_HELP, emit, engine_from_args, table
 
 log = logging.getLogger("faceprint")
 
@@ -30,11 +30,11 @@ def _profile_for(args: argparse.Namespace) -> str:
     A gallery's templates can only be searched with the profile that made them, so without an
     explicit choice the gallery's profile is used: fast for a gallery enrolled with ``--model
     fast``, otherwise that profile with a warning about speed. An explicit ``--model`` of another
-    profile than the gallery's is refused by :func:`faceprint.cli_common.engine_from_args`.
+    profile than the gallery's is refused by :func:`faceprint.cli.common.engine_from_args`.
     """
-    from .gallery import open_gallery
-    from .profiles import get, names, register_model_config
-    from .video.recognition import VIDEO_PROFILE
+    from ..gallery import open_gallery
+    from ..profiles import get, names, register_model_config
+    from ..video.recognition import VIDEO_PROFILE
 
     if args.model:
         return args.model
@@ -108,7 +108,7 @@ def _event_line(event, live: bool) -> str:
 
 def _event_outputs(args: argparse.Namespace):
     """The --events file and --webhook sinks (opened before the annotated video, so a bad path fails first)."""
-    from .video.events import EventOutputs, JsonLinesSink, WebhookSink
+    from ..video.events import EventOutputs, JsonLinesSink, WebhookSink
 
     sinks = []
     try:
@@ -149,9 +149,9 @@ def _watch(args: argparse.Namespace, stop: threading.Event):
     """
     from tqdm import tqdm
 
-    from .video.draw import AnnotatedVideoWriter
-    from .video.recognition import VideoRecognizer, VideoSettings
-    from .video.source import ReconnectPolicy, VideoSource
+    from ..video.draw import AnnotatedVideoWriter
+    from ..video.recognition import VideoRecognizer, VideoSettings
+    from ..video.source import ReconnectPolicy, VideoSource
 
     args.model = _profile_for(args)
     settings = VideoSettings(every=args.every, stride=args.stride, min_face=args.min_face,
@@ -231,8 +231,8 @@ def _summary(timeline, args: argparse.Namespace, outputs=None, stopped_by: str |
 
 def register(sub, eval_sub, common) -> None:
     """Add ``faceprint video``."""
-    from .video.recognition import VIDEO_PROFILE, VideoSettings
-    from .video.source import ReconnectPolicy
+    from ..video.recognition import VIDEO_PROFILE, VideoSettings
+    from ..video.source import ReconnectPolicy
 
     defaults = VideoSettings()
     p = sub.add_parser("video", parents=[common], help="track and name faces in a video file, camera or stream",

@@ -1,37 +1,24 @@
-"""The ``faceprint`` command line.
-
-Every documented error prints one line (``faceprint: error: ...``) and exits with status 2;
-``--json`` prints machine-readable results on standard output instead of tables.
-"""
+"""The core commands: ``detect``, ``verify``, ``enroll``, ``identify``, ``people``, ``delete``, ``models``,
+``eval lfw`` and ``eval identify``."""
 
 from __future__ import annotations
 
 import argparse
-import importlib
-import logging
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
-from ._version import __version__
-from .privacy.audit import audit_cli
-from .cli_common import (GALLERY_HELP, add_gallery_privacy_options, emit, engine_from_args, fields_block,
-                         gallery_privacy_from_args, person_not_found, resolve_profile, table)
-from .errors import FaceprintError, PersonNotFoundError, UnsupportedInputError
-from .gallery.names import normalise_name
-from .pipeline.image_io import IMAGE_SUFFIXES
-from .types import TIE_MARGIN
-
-log = logging.getLogger("faceprint")
-
-# Modules that add their own subcommands: each has register(sub, eval_sub, common).
-SUBCOMMAND_MODULES = ("cli_serve", "cli_pad", "cli_liveness", "cli_video", "cli_cluster", "cli_privacy", "cli_trust",
-                      "cli_folder", "cli_doctor")
+from ..errors import FaceprintError, PersonNotFoundError, UnsupportedInputError
+from ..gallery.names import normalise_name
+from ..pipeline.image_io import IMAGE_SUFFIXES
+from ..privacy.audit import audit_cli
+from ..types import TIE_MARGIN
+from .common import (GALLERY_HELP, add_gallery_privacy_options, emit, engine_from_args, fields_block,
+                     gallery_privacy_from_args, person_not_found, resolve_profile, table)
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
     """Detect faces, print a table, optionally write an annotated image."""
-    from .pipeline.draw import annotate, save_rgb
+    from ..pipeline.draw import annotate, save_rgb
 
     engine = engine_from_args(args)
     image = engine.load(args.image)
@@ -89,7 +76,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     engine.check_domain = args.check_face
     engine.check_morph = args.check_morph
     if args.min_quality is not None:
-        from .pipeline.quality import QualityGate
+        from ..pipeline.quality import QualityGate
 
         engine.gate = QualityGate(min_quality=args.min_quality)
     if not args.person or not args.images:
@@ -127,7 +114,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
 
 def _enroll_tree(args: argparse.Namespace) -> int:
     """``enroll --tree``: multi-process, resumable batch enrolment (see :mod:`faceprint.batch`)."""
-    from .batch import SKIP_REASONS, enrol_tree
+    from ..batch import SKIP_REASONS, enrol_tree
 
     if args.workers is not None and args.workers < 1:
         raise FaceprintError(f"--workers must be at least 1, got {args.workers}")
@@ -155,12 +142,12 @@ def _enroll_tree(args: argparse.Namespace) -> int:
 
 
 def cmd_identify(args: argparse.Namespace) -> int:
-    """Identify every face in an image, or in every image of a folder (see :mod:`faceprint.cli_folder`)."""
-    from .pipeline.draw import annotate, save_rgb
+    """Identify every face in an image, or in every image of a folder (see :mod:`faceprint.cli.folder`)."""
+    from ..pipeline.draw import annotate, save_rgb
 
     args.json = args.json or args.format == "json"
     if Path(args.image).is_dir() or args.format == "csv":
-        from .cli_folder import identify_folder
+        from .folder import identify_folder
 
         return identify_folder(args)
     engine = engine_from_args(args, args.gallery)
@@ -197,7 +184,7 @@ def cmd_identify(args: argparse.Namespace) -> int:
 
 def cmd_people(args: argparse.Namespace) -> int:
     """List the people in a gallery."""
-    from .gallery import open_gallery
+    from ..gallery import open_gallery
 
     with open_gallery(args.gallery, **gallery_privacy_from_args(args)) as gallery:
         persons = gallery.persons()
@@ -210,7 +197,7 @@ def cmd_people(args: argparse.Namespace) -> int:
 
 def cmd_delete(args: argparse.Namespace) -> int:
     """Delete a person and all their templates from a gallery."""
-    from .gallery import open_gallery
+    from ..gallery import open_gallery
 
     person = normalise_name(args.person)
     with open_gallery(args.gallery, **gallery_privacy_from_args(args)) as gallery:
@@ -225,8 +212,8 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 def cmd_models(args: argparse.Namespace) -> int:
     """List the registered models and the recognition profiles."""
-    from .models import registry
-    from .profiles import get, names
+    from ..models import registry
+    from ..profiles import get, names
 
     cards = registry.cards()
     profiles = [get(n) for n in names()]
@@ -244,7 +231,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def cmd_eval_lfw(args: argparse.Namespace) -> int:
     """Run the LFW pairs protocol and write the report, plot and JSON."""
-    from .evaluation.runner import run_lfw
+    from ..evaluation.runner import run_lfw
 
     engine = engine_from_args(args)
     report = run_lfw(engine, Path(args.images), Path(args.pairs), Path(args.out),
@@ -266,7 +253,7 @@ def _counts(text: str) -> list[int]:
 
 def cmd_eval_identify(args: argparse.Namespace) -> int:
     """Run the open-set 1:N identification protocol and write the report, DET plot and JSON."""
-    from .evaluation.identification import run_identify
+    from ..evaluation.identification import run_identify
 
     engine = engine_from_args(args)
     report = run_identify(engine, Path(args.images), Path(args.out), max_people=args.max_people,
@@ -279,36 +266,11 @@ def cmd_eval_identify(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser for every subcommand."""
-    from .profiles import DEFAULT_FMR, DEFAULT_PROFILE
+def register(sub, common) -> argparse._SubParsersAction:
+    """Add the core commands and ``eval`` with ``eval lfw`` and ``eval identify``; returns ``eval``'s subparsers.
 
-    def shared_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
-        # Accepted before or after the subcommand; after it, only what is given overrides.
-        def default(value: object) -> object:
-            return argparse.SUPPRESS if suppress else value
-
-        parser.add_argument("--model", default=default(None),
-                            help=f"recognition profile (default: the gallery's own profile, else {DEFAULT_PROFILE}; "
-                                 f"see 'faceprint models')")
-        parser.add_argument("--model-config", default=default(None),
-                            help="JSON file registering your own ONNX embedder(s)")
-        parser.add_argument("--fmr", type=float, default=default(DEFAULT_FMR),
-                            help="target false-match rate (default 1e-3)")
-        parser.add_argument("--threshold", type=float, default=default(None),
-                            help="explicit cosine threshold (overrides --fmr)")
-        parser.add_argument("--json", action="store_true", default=default(False),
-                            help="print JSON instead of tables")
-        parser.add_argument("-v", "--verbose", action="store_true", default=default(False),
-                            help="log progress details")
-
-    common = argparse.ArgumentParser(add_help=False)
-    shared_options(common, suppress=True)
-    parser = argparse.ArgumentParser(prog="faceprint", description="Offline face recognition.")
-    parser.add_argument("--version", action="version", version=f"faceprint {__version__}")
-    shared_options(parser, suppress=False)
-    sub = parser.add_subparsers(dest="command", required=True)
-
+    The modules of :data:`faceprint.cli.SUBCOMMAND_MODULES` add their own protocols to them.
+    """
     p = sub.add_parser("detect", parents=[common], help="find faces in an image")
     p.add_argument("image")
     p.add_argument("--out", help="write an annotated image here")
@@ -396,29 +358,4 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", default="out/eval-identify", help="folder for report.json, det.png and scores.png")
     e.add_argument("--no-cache", action="store_true", help="recompute every template")
     e.set_defaults(func=cmd_eval_identify)
-    for name in SUBCOMMAND_MODULES:
-        importlib.import_module(f"{__package__}.{name}").register(sub, esub, common)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``faceprint`` command."""
-    import cv2
-
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # no dnn backend chatter on stderr
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return args.func(args)
-    except FaceprintError as exc:
-        print(f"faceprint: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("faceprint: interrupted", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return esub

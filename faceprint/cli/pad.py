@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .cli_common import emit, table
+from .common import emit, table
 
 
 def cmd_liveness(args: argparse.Namespace) -> int:
     """Passive liveness of every face in an image (the whole image when no face is found)."""
-    from .models import registry
-    from .models.pad_passive import WEIGHTS, PassiveLiveness
-    from .pipeline.image_io import load_image
+    from ..models import registry
+    from ..models.pad_passive import WEIGHTS, PassiveLiveness
+    from ..pipeline.image_io import load_image
 
     image = load_image(args.image)
     model = PassiveLiveness(args.pad_weights or WEIGHTS, threshold=args.pad_threshold)
@@ -34,7 +34,7 @@ def cmd_liveness(args: argparse.Namespace) -> int:
 
 def cmd_eval_pad(args: argparse.Namespace) -> int:
     """ISO/IEC 30107-3 APCER/BPCER of the passive PAD model on a real/ + fake/ (attack-<type>/) folder."""
-    from .evaluation.pad import run_pad_eval
+    from ..evaluation.pad import run_pad_eval
 
     run = run_pad_eval(args.dir, args.out, threshold=args.pad_threshold, weights=args.pad_weights,
                        progress=not args.json and sys.stderr.isatty())

@@ -6,12 +6,12 @@ import argparse
 import random
 import sys
 
-from .cli_common import emit, table
+from .common import emit, table
 
 
 def cmd_liveness_challenge(args: argparse.Namespace) -> int:
     """Run a challenge (or count blinks with --blinks-only); exit 0 when passed, 1 when failed."""
-    from .pad.active import ActiveLivenessSession, count_blinks, run_challenge
+    from ..pad.active import ActiveLivenessSession, count_blinks, run_challenge
 
     source = int(args.source) if args.source.isdigit() else args.source
     if args.blinks_only:
@@ -49,7 +49,7 @@ def cmd_liveness_challenge(args: argparse.Namespace) -> int:
 
 def register(sub, eval_sub, common) -> None:
     """Add ``liveness-challenge`` to the top-level subcommands."""
-    from .pad.active import ACTIONS
+    from ..pad.active import ACTIONS
 
     p = sub.add_parser("liveness-challenge", parents=[common],
                        help="active liveness: blink / turn / smile on request, from a camera or video "

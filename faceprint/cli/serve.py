@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from .cli_common import emit, table
+from .common import emit, table
 
 log = logging.getLogger("faceprint")
 ADMIN_KEY_FILE = "admin.key"
@@ -16,7 +16,7 @@ ADMIN_KEY_FILE = "admin.key"
 
 def _first_admin_key(data: Path) -> Path | None:
     """On a new data folder, issue an admin key for every collection into ``admin.key`` (mode 0600)."""
-    from .service.keys import ALL, KeyStore
+    from ..service.keys import ALL, KeyStore
 
     data.mkdir(parents=True, exist_ok=True)
     store = KeyStore(data / "keys.sqlite")
@@ -35,14 +35,14 @@ def _first_admin_key(data: Path) -> Path | None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run the service until interrupted."""
-    from .extras import require_extra
+    from ..extras import require_extra
 
     require_extra("service", "faceprint serve")
     import uvicorn
 
-    from .privacy.crypto import load_key
-    from .profiles import DEFAULT_PROFILE
-    from .service.app import ServiceSettings, create_app
+    from ..privacy.crypto import load_key
+    from ..profiles import DEFAULT_PROFILE
+    from ..service.app import ServiceSettings, create_app
 
     data = Path(args.data)
     created = _first_admin_key(data)
@@ -63,7 +63,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_apikey(args: argparse.Namespace) -> int:
     """Create, list or revoke API keys directly in a data folder (no running service needed)."""
-    from .service.keys import KeyStore
+    from ..service.keys import KeyStore
 
     Path(args.data).mkdir(parents=True, exist_ok=True)
     store = KeyStore(Path(args.data) / "keys.sqlite")
