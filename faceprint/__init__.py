@@ -3,6 +3,9 @@
 The main entry point is :class:`Engine`; :mod:`faceprint.api` gives one-liners.
 """
 
+import importlib
+
+from . import _compat
 from ._version import __version__
 from .api import detect, embed, similarity, verify
 from .engine import Engine
@@ -31,3 +34,13 @@ __all__ = [
     "Template", "UnknownModelError", "UnsupportedInputError", "Verification", "detect", "embed",
     "load_image", "similarity", "verify",
 ]
+
+# Old module paths (faceprint.image_io, faceprint.crypto ...) keep importing, with a warning, for one release.
+_compat.install()
+
+
+def __getattr__(name: str) -> object:
+    """``faceprint.<old module>`` read as an attribute before anything imported it (see :mod:`faceprint._compat`)."""
+    if f"{__name__}.{name}" in _compat.MOVED:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
