@@ -275,7 +275,7 @@ def test_hamilton_viewed_blinks_are_found(hamilton):
 def _cli(argv: list[str]) -> int:
     from faceprint import cli
 
-    if "cli_liveness" in cli.SUBCOMMAND_MODULES:
+    if "liveness" in cli.SUBCOMMAND_MODULES:
         return cli.main(argv)
     from faceprint.cli import liveness as cli_liveness
 

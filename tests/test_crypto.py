@@ -224,7 +224,7 @@ def privacy_cli(argv: list[str]) -> int:
     from faceprint import cli
     from faceprint.cli import privacy as cli_privacy
 
-    if "cli_privacy" in cli.SUBCOMMAND_MODULES:
+    if "privacy" in cli.SUBCOMMAND_MODULES:
         return cli.main(argv)
     parser = argparse.ArgumentParser(prog="faceprint")
     parser.add_argument("--json", action="store_true")

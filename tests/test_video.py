@@ -147,11 +147,11 @@ def test_stride_and_max_frames(engine_fast, gallery_path, clip):
 
 
 def _parser() -> argparse.ArgumentParser:
-    """The real parser when cli_video is wired into faceprint.cli, else one built the same way."""
+    """The real parser when cli.video is wired into faceprint.cli, else one built the same way."""
     from faceprint import cli
     from faceprint.cli import video as cli_video
 
-    if "cli_video" in cli.SUBCOMMAND_MODULES:
+    if "video" in cli.SUBCOMMAND_MODULES:
         return cli.build_parser()
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--model", default=argparse.SUPPRESS)
