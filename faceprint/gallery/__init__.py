@@ -29,7 +29,7 @@ _POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 @runtime_checkable
 class GalleryStore(Protocol):
-    """What every gallery backend offers: :class:`Gallery` (SQLite) and :class:`~faceprint.gallery.postgres.PostgresGallery`."""
+    """What every gallery backend offers: :class:`Gallery` (SQLite) and ``postgres.PostgresGallery``."""
 
     path: str
 

@@ -70,7 +70,7 @@ def load_detector(name: str) -> Detector:
 
 
 def load_landmarker() -> DlibLandmarker:
-    """The process-wide 68-point landmarker (:class:`~faceprint.models.dlib_landmarks.DlibLandmarker`), loaded on first use (about 1 s)."""
+    """The process-wide 68-point landmarker (a :class:`DlibLandmarker`), loaded on first use (about 1 s)."""
     return load(DlibLandmarker.card.name)
 
 
