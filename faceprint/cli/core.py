@@ -300,11 +300,11 @@ def register(sub, common) -> argparse._SubParsersAction:
     p.add_argument("--progress", action="store_true",
                    help="--tree: show the progress bar even when stderr is not a terminal (never with --json)")
     p.add_argument("--check-face", action="store_true",
-                   help="refuse templates the out-of-domain check says are not a face's (see README, Privacy; "
+                   help="refuse templates the out-of-domain check says are not a face's (see docs/privacy.md; "
                         "it also rejects about 1.6%% of real faces)")
     p.add_argument("--check-morph", action="store_true",
-                   help="refuse photos the morph detector flags as a blend of two faces (see README, morphing "
-                        "attacks; untouched morphs only, edited ones mostly pass)")
+                   help="refuse photos the morph detector flags as a blend of two faces (see docs/morphing.md; "
+                        "untouched morphs only, edited ones mostly pass)")
     p.add_argument("--allow-duplicate", action="store_true",
                    help="enrol a face even when it already matches another person in the gallery (by default "
                         "that is refused as the same person under two names; with --tree it is skipped)")

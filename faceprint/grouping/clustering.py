@@ -234,7 +234,7 @@ ALGORITHMS: dict[str, Callable[[np.ndarray, float], np.ndarray]] = {
     "leader": leader,
 }
 DEFAULT_ALGORITHM = "average"
-# Chosen on LFW View 1 DevTrain (benchmarks/clustering.py; figures in the README): with average linkage,
+# Chosen on LFW View 1 DevTrain (benchmarks/clustering.py; figures in docs/grouping.md): with average linkage,
 # the profile's threshold calibrated for a false-match rate of 3e-5 had the best mean BCubed F (with
 # and without faces seen once) of the grid 1e-2 ... 1e-5, for both the fast and the accurate profile.
 DEFAULT_LINK_FMR = 3e-5

@@ -14,7 +14,7 @@ people only (bona fide photos against morphs of pairs of them). The bona fide tr
 re-saved through the morphs' own JPEG (quality 95) path, so that the model cannot tell the classes
 apart by the extra compression alone, and a copy of both classes shrunk to 0.75x and re-saved was
 added, so that it cannot rely on the original JPEG grid either. A morph post-processed in a way
-not seen in training (measured: 0.6x and JPEG 85) mostly gets through: see the README, morphing attacks.
+not seen in training (measured: 0.6x and JPEG 85) mostly gets through: see docs/morphing.md.
 ``score`` is the model's probability that the face is a morph. ``check`` is a pure function of its
 inputs: no detection, no I/O.
 """
@@ -83,7 +83,7 @@ CARD = ModelCard(
            "scripts/train_morph_detector.py --seed 0)",
     licence="MIT",
     published_accuracy="none published; measured here: D-EER 1.0% on untouched LFW DevTest morphs, "
-                       "MACER 63% after unseen resizing + JPEG (see the README, morphing attacks)",
+                       "MACER 63% after unseen resizing + JPEG (see docs/morphing.md)",
     input_spec="RGB image and one detected face box",
     weights=("faceprint/models/weights/morph_detector.npz",),
 )
