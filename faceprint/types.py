@@ -48,12 +48,35 @@ class Box:
 
 
 @dataclass(frozen=True)
+class LivenessCue:
+    """A recapture cue that fired on a face (:mod:`faceprint.models.pad_cues`).
+
+    ``name`` (``moire``, ``colour gamut``, ``washed out``, ``glare``), its ``value``, the ``limit``
+    99% of live photos stay within, and ``text``, one sentence for people.
+    """
+
+    name: str
+    value: float
+    limit: float
+    text: str
+
+    def to_dict(self) -> dict:
+        """A JSON-ready description."""
+        return {"cue": self.name, "value": round(self.value, 4), "limit": self.limit, "text": self.text}
+
+
+@dataclass(frozen=True)
 class Liveness:
     """The passive PAD decision for one face (:class:`~faceprint.models.pad_passive.PassiveLiveness`).
 
-    ``score`` is the model's probability that the face is live (bona fide), ``is_live`` is
-    ``score >= threshold``, ``reason`` says why the face was judged an attack or what limited the
-    check (``None`` when live and nothing to report), ``model`` names the weights.
+    ``score`` is the probability (0-1) that the face is live (bona fide), ``is_live`` is
+    ``score >= threshold``. ``attack_type`` is the attack the model finds more likely (``"print"``
+    or ``"screen"``, given for every face; it matters when the face is rejected) and
+    ``attack_probability`` its probability (0-1). ``context`` is how much image there is around the
+    face, in face-box sizes (up to 4.0; below 1.5 the image is a tight crop and live faces are
+    rejected more often). ``cues`` are the recapture cues that fired (checked on rejected faces
+    only). ``reason`` says why the face was judged an attack or what limited the check (``None``
+    when live and nothing to report), ``model`` names the model.
     """
 
     score: float
@@ -61,6 +84,10 @@ class Liveness:
     threshold: float
     reason: str | None
     model: str
+    attack_type: str = "screen"
+    attack_probability: float = 0.0
+    context: float = 4.0
+    cues: tuple[LivenessCue, ...] = ()
 
     def to_dict(self) -> dict:
         """A JSON-ready description."""
@@ -68,6 +95,10 @@ class Liveness:
             "score": round(self.score, 4),
             "is_live": self.is_live,
             "threshold": round(self.threshold, 4),
+            "attack_type": self.attack_type,
+            "attack_probability": round(self.attack_probability, 4),
+            "context": round(self.context, 2),
+            "cues": [c.to_dict() for c in self.cues],
             "reason": self.reason,
             "model": self.model,
         }

@@ -20,7 +20,7 @@ through the morphs' JPEG 95 path first) and ``augmented``, shipped (the control 
 both classes shrunk to 0.75x and re-saved, which takes the JPEG grid away from both). Every variant
 is tested on DevTest as downloaded, re-saved, 0.75x-laundered and 0.6x + JPEG 85 (a post-processing
 no variant trains on). Features are the passive PAD cues of the face nearest the image centre
-(YuNet); the classifier is ``train_pad.fit_logistic`` (class-balanced L2 logistic regression), its
+(YuNet); the classifier is ``faceprint.models.logistic.fit_logistic`` (class-balanced L2 logistic regression), its
 L2 strength chosen on validation D-EER, its threshold where validation BPCER is 5%. MMPMR of the
 test morphs at the accurate profile's FMR 1e-3 threshold is given with and without refusing what
 each detector flags. Features are cached in ``out/morph-detector/features-*.npz``; the report is
@@ -41,15 +41,13 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "scripts"))
-
-from train_pad import LAMBDAS, fit_logistic
 
 from faceprint.engine import Engine
 from faceprint.evaluation.lfw import read_pairs
 from faceprint.evaluation.morph import MorphCase, build_morphs, independent_cases
 from faceprint.evaluation.pad import pad_metrics
 from faceprint.evaluation.runner import lfw_templates
+from faceprint.models.logistic import fit_logistic
 from faceprint.models.morph_detector import WEIGHTS, morph_features
 from faceprint.models.pad_features import FEATURE_VERSION
 from faceprint.models.yunet import YuNetDetector
@@ -65,6 +63,7 @@ LAUNDER_SCALE = 0.75  # training augmentation and a test condition
 UNSEEN_SCALE, UNSEEN_QUALITY = 0.6, 85  # a test-only post-processing no variant trains on
 TARGET_BPCER = 0.05
 MACER_TARGETS = (0.05, 0.1)
+LAMBDAS = (0.1, 1.0, 10.0, 100.0)  # L2 strengths tried; chosen on validation
 OPERATING_FMR = 1e-3
 # What each variant trains on: (bona fide condition, morph condition) sets of the fit and validation splits.
 VARIANTS = {

@@ -44,7 +44,7 @@ def _sha256(path: Path) -> str:
 def test_bundled_weights_are_the_recorded_files_with_their_licences():
     manifest = json.loads((WEIGHTS / "manifest.json").read_text())
     assert set(manifest) == {p.name for p in WEIGHTS.glob("*.onnx")}
-    assert {e["model"] for e in manifest.values()} == {"yunet", "sface"}
+    assert {e["model"] for e in manifest.values()} == {"yunet", "sface", "minifasnet-v2", "minifasnet-v1se"}
     for name, entry in manifest.items():
         path = WEIGHTS / name
         assert path.stat().st_size == entry["bytes"], name

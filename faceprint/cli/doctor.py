@@ -120,8 +120,7 @@ def check_model(name: str) -> ModelCheck:
     """Where the weights of registered model ``name`` lie and whether they are usable."""
     from ..models.morph_detector import MorphDetector
     from ..models.morph_detector import WEIGHTS as MORPH_WEIGHTS
-    from ..models.pad_passive import WEIGHTS as PAD_WEIGHTS
-    from ..models.pad_passive import PassiveLiveness
+    from ..models.pad_passive import NETWORKS, PassiveLiveness
 
     licence = registry.card(name).licence
     bundled = [w for w in bundled_weights().values() if w.model == name]
@@ -146,7 +145,13 @@ def check_model(name: str) -> ModelCheck:
         except ModelUnavailableError as exc:
             return ModelCheck(name, False, 0, licence, str(exc), _here(install_command(pip_name)), part)
         return ModelCheck(name, True, path.stat().st_size, licence, str(path), "", part)
-    own = {PassiveLiveness.card.name: PAD_WEIGHTS, MorphDetector.card.name: MORPH_WEIGHTS}
+    if name == PassiveLiveness.card.name:  # no file of its own: the two bundled networks, each checked as itself
+        parts = [check_model(network.card.name) for network in NETWORKS]
+        broken = next((c for c in parts if not c.found), None)
+        if broken is not None:
+            return ModelCheck(name, False, broken.size, licence, broken.where, broken.fix, "core")
+        return ModelCheck(name, True, sum(c.size for c in parts), licence, "; ".join(c.where for c in parts), "", "core")
+    own = {MorphDetector.card.name: MORPH_WEIGHTS}
     if name in own:
         return _file_check(name, licence, own[name], REINSTALL)
     # A user's ONNX embedder (--model-config): its card names the file.

@@ -11,46 +11,62 @@ from .common import emit, table
 def cmd_liveness(args: argparse.Namespace) -> int:
     """Passive liveness of every face in an image (the whole image when no face is found)."""
     from ..models import registry
-    from ..models.pad_passive import WEIGHTS, PassiveLiveness
+    from ..models.pad_passive import PassiveLiveness
     from ..pipeline.image_io import load_image
 
     image = load_image(args.image)
-    model = PassiveLiveness(args.pad_weights or WEIGHTS, threshold=args.pad_threshold)
+    model = PassiveLiveness(threshold=args.pad_threshold)
     faces = registry.load_detector("yunet").detect(image)
     faces.sort(key=lambda f: f.box.area, reverse=True)
     results = [(f, model.check(image, f)) for f in faces] or [(None, model.check(image, None))]
     rows = [
         (i, f.box.as_list() if f else "whole image", f"{r.score:.3f}", "LIVE" if r.is_live else "ATTACK",
-         r.reason or "-")
+         f"{r.attack_type} {r.attack_probability:.2f}", f"{r.context:.1f}x", r.reason or "-")
         for i, (f, r) in enumerate(results)
     ]
-    text = table(rows, ["#", "box [x, y, w, h]", "live score", "decision", "reason"])
+    text = table(rows, ["#", "box [x, y, w, h]", "live score", "decision", "attack type", "context", "reason"])
+    for i, (_, r) in enumerate(results):
+        text += "".join(f"\n  face {i} cue {c.text}" for c in r.cues)
     text += f"\nthreshold {model.threshold:.3f} (model {model.model})"
-    payload = {"image": str(args.image),
+    payload = {"image": str(args.image), "threshold": model.threshold, "model": model.model,
                "faces": [{"box": f.box.as_list() if f else None, **r.to_dict()} for f, r in results]}
     emit(args, payload, text)
     return 0 if all(r.is_live for _, r in results) else 1
 
 
 def cmd_eval_pad(args: argparse.Namespace) -> int:
-    """ISO/IEC 30107-3 APCER/BPCER of the passive PAD model on a real/ + fake/ (attack-<type>/) folder."""
+    """ISO/IEC 30107-3 APCER/BPCER of the passive check on a real/ + fake/ (attack-<type>/) folder, BPCER per group."""
     from ..evaluation.pad import run_pad_eval
 
-    run = run_pad_eval(args.dir, args.out, threshold=args.pad_threshold, weights=args.pad_weights,
+    run = run_pad_eval(args.dir, args.out, threshold=args.pad_threshold, bona_fide_only=args.bona_fide_only,
                        progress=not args.json and sys.stderr.isatty())
+    bona = sum(1 for r in run.rows if r["type"] == "bona_fide")
     m = run.metrics
-    rows = [(f"APCER {kind}", f"{100 * rate:.2f}%", m.attack_counts[kind]) for kind, rate in m.apcer_per_type.items()]
-    rows += [
-        ("APCER (worst case)", f"{100 * m.apcer:.2f}%", sum(m.attack_counts.values())),
-        ("BPCER", f"{100 * m.bpcer:.2f}%", m.bona_fide_count),
-    ]
-    rows += [(f"BPCER @ APCER {100 * x:g}%", f"{100 * v:.2f}%", f"threshold {m.threshold_at_apcer[x]:.4f}")
-             for x, v in m.bpcer_at_apcer.items()]
-    rows.append(("EER", f"{100 * m.eer:.2f}%", f"threshold {m.eer_threshold:.4f}"))
+    rows = []
+    if m is not None:
+        rows += [(f"APCER {kind}", f"{100 * rate:.2f}%", m.attack_counts[kind]) for kind, rate in m.apcer_per_type.items()]
+        rows.append(("APCER (worst case)", f"{100 * m.apcer:.2f}%", sum(m.attack_counts.values())))
+    rows.append(("BPCER", f"{100 * run.bpcer:.2f}%", bona))
+    if m is not None:
+        rows += [(f"BPCER @ APCER {100 * x:g}%", f"{100 * v:.2f}%", f"threshold {m.threshold_at_apcer[x]:.4f}")
+                 for x, v in m.bpcer_at_apcer.items()]
+        rows.append(("EER", f"{100 * m.eer:.2f}%", f"threshold {m.eer_threshold:.4f}"))
     text = table(rows, ["metric", "value", "n / note"])
+    if run.groups:
+        shown = [g for g in run.groups if g.attribute != "person"]
+        people = sorted((g for g in run.groups if g.attribute == "person"), key=lambda g: (-g.bpcer, -g.n))
+        shown += [g for g in people if g.n >= args.min_images][:args.people]
+        text += "\n\nBPCER per group (Wilson 95% interval)\n" + table(
+            [(g.attribute, g.group, g.n, g.rejected, f"{100 * g.bpcer:.1f}%",
+              f"{100 * g.low:.1f}-{100 * g.high:.1f}%") for g in shown],
+            ["attribute", "group", "images", "rejected", "BPCER", "95% interval"])
+        if people:
+            text += (f"\n{len(people)} people; {sum(g.rejected > 0 for g in people)} with a rejected image; "
+                     f"shown: the {args.people} worst with at least {args.min_images} images")
     faces = sum(1 for r in run.rows if r["face_found"])
-    text += (f"\noperating threshold {m.threshold:.4f}; face found in {faces} of {len(run.rows)} images "
-             f"(the rest scored as whole images)\nreport: {run.files['report']}  DET plot: {run.files['det']}")
+    text += (f"\noperating threshold {run.threshold:.4f}; face found in {faces} of {len(run.rows)} images "
+             f"(the rest scored as whole images)\nreport: {run.files['report']}"
+             + (f"  DET plot: {run.files['det']}" if "det" in run.files else ""))
     emit(args, run.to_dict(), text)
     return 0
 
@@ -59,18 +75,22 @@ def register(sub: argparse._SubParsersAction, eval_sub: argparse._SubParsersActi
              common: argparse.ArgumentParser) -> None:
     """Add ``liveness`` and ``eval pad`` to the ``faceprint`` command line."""
     p = sub.add_parser("liveness", parents=[common],
-                       help="passive liveness (presentation attack detection) of the faces in one image")
-    p.add_argument("image")
+                       help="passive liveness (presentation attack detection) of the faces in one image "
+                            "(exit 0 all live, 1 an attack suspected)")
+    p.add_argument("image", help="the whole camera frame or photo (not a face crop: the check needs the context)")
     p.add_argument("--pad-threshold", type=float, default=None,
-                   help="live-score threshold (default: the model's, chosen on synthetic validation data)")
-    p.add_argument("--pad-weights", default=None,
-                   help="passive PAD weights file (default: the shipped faceprint/models/weights/pad_passive.npz)")
+                   help="live-score threshold (default: the shipped one, chosen on LFW DevTrain; README, Liveness)")
     p.set_defaults(func=cmd_liveness)
     e = eval_sub.add_parser("pad", parents=[common],
-                            help="PAD APCER/BPCER (ISO/IEC 30107-3) on a folder with real/ and fake/ or attack-<type>/")
+                            help="PAD APCER/BPCER (ISO/IEC 30107-3) on a folder with real/ and fake/ or attack-<type>/, "
+                                 "and BPCER per group when the live images carry labels")
     e.add_argument("dir", help="folder with real/ (bona fide) and fake/ or attack-<type>/ sub-folders")
     e.add_argument("--out", default="out/eval-pad", help="folder for report.json, scores.csv and det.png")
-    e.add_argument("--pad-threshold", type=float, default=None,
-                   help="live-score threshold (default: the model's, chosen on synthetic validation data)")
-    e.add_argument("--pad-weights", default=None, help="passive PAD weights file (default: the shipped one)")
+    e.add_argument("--pad-threshold", type=float, default=None, help="live-score threshold (default: the shipped one)")
+    e.add_argument("--bona-fide-only", action="store_true",
+                   help="every image under DIR is bona fide (live photos): BPCER, per group when labelled "
+                        "(UTKFace file names: gender, age, race; LFW layout NAME/NAME_0001.jpg: person)")
+    e.add_argument("--people", type=int, default=10, help="people shown in the per-person table (default 10)")
+    e.add_argument("--min-images", type=int, default=3,
+                   help="only people with at least this many images in the per-person table (default 3)")
     e.set_defaults(func=cmd_eval_pad)

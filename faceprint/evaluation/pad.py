@@ -9,8 +9,11 @@ Scores are "live" scores: a presentation is accepted as bona fide when ``score >
   (BPCER10 and BPCER20 in the standard's shorthand are BPCER@APCER=10% and 5%).
 
 :func:`run_pad_eval` scores a folder laid out as ``real/`` (bona fide) plus ``fake/`` (one attack
-type) or ``attack-<type>/`` folders, detecting the largest face in each image and falling back to
-the whole image when none is found.
+type) or ``attack-<type>/`` folders (or, with ``bona_fide_only``, every image of a folder as bona
+fide), detecting the largest face in each image and falling back to the whole image when none is
+found. When the bona fide images carry labels, it also gives the BPCER per group with Wilson 95%
+intervals (:func:`bpcer_by_group`): per gender, age band and race for UTKFace file names
+(``age_gender_race_*.jpg``), per person for an LFW-style layout (``<Name>/<Name>_0001.jpg``).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from matplotlib.figure import Figure
 
 from ..errors import FaceprintError
 from ..pipeline.image_io import IMAGE_SUFFIXES
+from .fairness import read_utkface, wilson_interval
 
 log = logging.getLogger(__name__)
 
@@ -194,11 +198,21 @@ def plot_pad_det(bona_fide: np.ndarray, attacks: dict[str, np.ndarray], path: st
     return path
 
 
-def pad_folders(root: str | Path) -> dict[str, list[Path]]:
-    """``{"bona_fide": [...], "<type>": [...]}`` from a ``real/`` + ``fake/`` or ``attack-<type>/`` folder."""
+def pad_folders(root: str | Path, *, bona_fide_only: bool = False) -> dict[str, list[Path]]:
+    """``{"bona_fide": [...], "<type>": [...]}`` from a ``real/`` + ``fake/`` or ``attack-<type>/`` folder.
+
+    With ``bona_fide_only`` every image under ``root`` is bona fide. Raises :class:`PadDatasetError`
+    when ``root`` is not a folder or lacks the images the layout needs.
+    """
     root = Path(root)
     if not root.is_dir():
-        raise PadDatasetError(f"{root}: not a folder")
+        raise PadDatasetError(f"{root}: not a folder; give a folder with real/ and fake/ (or attack-<type>/) "
+                              "sub-folders, or a folder of live photos with --bona-fide-only")
+    if bona_fide_only:
+        images = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not images:
+            raise PadDatasetError(f"{root}: no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+        return {"bona_fide": images}
     groups: dict[str, list[Path]] = {}
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         name = folder.name.lower()
@@ -214,40 +228,107 @@ def pad_folders(root: str | Path) -> dict[str, list[Path]]:
         groups.setdefault(kind, []).extend(images)
     if not groups.get("bona_fide") or len([k for k, v in groups.items() if k != "bona_fide" and v]) == 0:
         raise PadDatasetError(f"{root}: expected real/ with images and fake/ or attack-<type>/ with images; "
-                              f"found {', '.join(f'{k} ({len(v)})' for k, v in groups.items()) or 'nothing'}")
+                              f"found {', '.join(f'{k} ({len(v)})' for k, v in groups.items()) or 'nothing'}; "
+                              "for live photos only, add --bona-fide-only")
     return groups
+
+
+@dataclass(frozen=True)
+class GroupBpcer:
+    """BPCER of one group of bona fide images: ``rejected`` of ``n``, with its Wilson 95% interval."""
+
+    attribute: str
+    group: str
+    n: int
+    rejected: int
+    low: float
+    high: float
+
+    @property
+    def bpcer(self) -> float:
+        """The share rejected (0-1)."""
+        return self.rejected / self.n if self.n else 0.0
+
+    def to_dict(self) -> dict:
+        """A JSON-ready description (rates as fractions)."""
+        return {"attribute": self.attribute, "group": self.group, "n": self.n, "rejected": self.rejected,
+                "bpcer": round(self.bpcer, 4), "wilson95": [round(self.low, 4), round(self.high, 4)]}
+
+
+def group_labels(paths: list[Path]) -> dict[str, dict[Path, str]]:
+    """Group labels of bona fide images, by attribute: ``gender``, ``age``, ``race`` for UTKFace file names,
+    ``person`` for images named after their folder (``<Name>/<Name>_0001.jpg``, LFW's layout). Images
+    without a label are left out of that attribute; an attribute nobody has is absent."""
+    labels: dict[str, dict[Path, str]] = {}
+    by_folder: dict[Path, set[str]] = {}
+    for path in paths:
+        by_folder.setdefault(path.parent, set()).add(path.name)
+    for folder, names in by_folder.items():
+        subjects, _ = read_utkface(folder)
+        for s in subjects:
+            if s.name in names:
+                for attribute in ("gender", "age", "race"):
+                    labels.setdefault(attribute, {})[folder / s.name] = s.attribute(attribute)
+    for path in paths:
+        if path.stem.startswith(path.parent.name + "_"):
+            labels.setdefault("person", {})[path] = path.parent.name
+    return labels
+
+
+def bpcer_by_group(paths: list[Path], scores: np.ndarray, threshold: float) -> list[GroupBpcer]:
+    """BPCER at ``threshold`` per group of :func:`group_labels` (``scores[i]`` is the live score of ``paths[i]``),
+    attributes in the order gender, age, race, person; groups by name."""
+    rejected = {p: bool(s < threshold) for p, s in zip(paths, np.asarray(scores, np.float64))}
+    out = []
+    labels = group_labels(list(paths))
+    for attribute in ("gender", "age", "race", "person"):
+        members: dict[str, list[Path]] = {}
+        for path, group in labels.get(attribute, {}).items():
+            members.setdefault(group, []).append(path)
+        for group in sorted(members):
+            n, bad = len(members[group]), sum(rejected[p] for p in members[group])
+            low, high = wilson_interval(bad, n)
+            out.append(GroupBpcer(attribute, group, n, bad, low, high))
+    return out
 
 
 @dataclass
 class PadRun:
-    """Per-image results and metrics of :func:`run_pad_eval`."""
+    """Per-image results, metrics and per-group BPCER of :func:`run_pad_eval`.
 
-    metrics: PadMetrics
+    ``metrics`` is None for a bona fide-only run (no attacks: BPCER only, in ``bpcer``).
+    """
+
+    metrics: PadMetrics | None
+    bpcer: float
+    threshold: float
+    groups: list[GroupBpcer]
     rows: list[dict]
     files: dict[str, str]
 
     def to_dict(self) -> dict:
         """A JSON-ready description (without the per-image rows)."""
         faces = sum(1 for r in self.rows if r["face_found"])
-        return {"metrics": self.metrics.to_dict(), "images": len(self.rows), "faces_found": faces,
-                "files": self.files}
+        return {"metrics": None if self.metrics is None else self.metrics.to_dict(), "threshold": self.threshold,
+                "bpcer": self.bpcer, "bpcer_by_group": [g.to_dict() for g in self.groups],
+                "images": len(self.rows), "faces_found": faces, "files": self.files}
 
 
 def run_pad_eval(root: str | Path, out: str | Path, *, threshold: float | None = None,
-                 weights: str | Path | None = None, progress: bool = True) -> PadRun:
-    """Score every image under ``root`` with the passive PAD model; write report.json, scores.csv, det.png.
+                 bona_fide_only: bool = False, progress: bool = True) -> PadRun:
+    """Score every image under ``root`` with the passive PAD check; write report.json, scores.csv and det.png.
 
-    ``threshold`` overrides the model's operating threshold (chosen on synthetic validation data);
-    ``weights`` scores with another weights file than the shipped one.
+    ``threshold`` overrides the check's operating threshold. det.png is written only when there
+    are attacks. Raises :class:`PadDatasetError` for a folder without the expected images.
     """
     from tqdm import tqdm
 
     from ..models import registry
-    from ..models.pad_passive import WEIGHTS, PassiveLiveness, pad_face
+    from ..models.pad_passive import PassiveLiveness, pad_face
     from ..pipeline.image_io import load_image
 
-    groups = pad_folders(root)
-    model = PassiveLiveness(weights or WEIGHTS, threshold=threshold)
+    groups = pad_folders(root, bona_fide_only=bona_fide_only)
+    model = PassiveLiveness(threshold=threshold)
     detector = registry.load_detector("yunet")
     rows = []
     todo = [(kind, p) for kind, paths in groups.items() for p in paths]
@@ -256,20 +337,25 @@ def run_pad_eval(root: str | Path, out: str | Path, *, threshold: float | None =
         face = pad_face(detector.detect(image))
         result = model.check(image, face)
         rows.append({"image": str(path), "type": kind, "score": result.score, "is_live": result.is_live,
-                     "face_found": face is not None})
-    bona = np.array([r["score"] for r in rows if r["type"] == "bona_fide"])
+                     "attack_type": result.attack_type, "attack_probability": result.attack_probability,
+                     "context": result.context, "face_found": face is not None})
+    bona_rows = [r for r in rows if r["type"] == "bona_fide"]
+    bona = np.array([r["score"] for r in bona_rows])
     attacks = {k: np.array([r["score"] for r in rows if r["type"] == k]) for k in groups if k != "bona_fide"}
-    metrics = pad_metrics(bona, attacks, threshold=model.threshold)
+    metrics = pad_metrics(bona, attacks, threshold=model.threshold) if attacks else None
+    per_group = bpcer_by_group([Path(r["image"]) for r in bona_rows], bona, model.threshold)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    det = plot_pad_det(bona, attacks, out / "det.png", title=f"PAD DET: {Path(root).name} ({model.model})",
-                       threshold=model.threshold)
+    files = {"report": str(out / "report.json"), "scores": str(out / "scores.csv")}
+    if attacks:
+        files["det"] = str(plot_pad_det(bona, attacks, out / "det.png", title=f"PAD DET: {Path(root).name}",
+                                        threshold=model.threshold))
     with open(out / "scores.csv", "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    files = {"report": str(out / "report.json"), "scores": str(out / "scores.csv"), "det": str(det)}
-    run = PadRun(metrics=metrics, rows=rows, files=files)
+    run = PadRun(metrics=metrics, bpcer=bpcer(bona, model.threshold), threshold=model.threshold, groups=per_group,
+                 rows=rows, files=files)
     payload = {"dataset": str(root), "model": model.model, **run.to_dict()}
     (out / "report.json").write_text(json.dumps(payload, indent=2))
     return run

@@ -1,7 +1,8 @@
-"""Small logistic-regression models stored as ``.npz`` (the liveness and morph detectors).
+"""Small logistic-regression models stored as ``.npz`` (the morph detector), and how they are fitted.
 
 A weights file holds ``mean``, ``scale`` and ``coef`` (one value per feature), ``bias``, the
 operating ``threshold``, the ``feature_version`` it was trained on and the ``model`` name.
+:func:`fit_logistic` fits one (scripts/train_morph_detector.py, benchmarks/pad.py).
 """
 
 from __future__ import annotations
@@ -51,3 +52,26 @@ class LogisticWeights:
         """Probabilities of the positive class for a batch of feature vectors ([n, d] -> [n])."""
         z = (np.atleast_2d(features) - self.mean) / self.scale @ self.coef + self.bias
         return 1.0 / (1.0 + np.exp(-np.clip(z, -50.0, 50.0)))
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, lam: float, iters: int = 30) -> tuple[np.ndarray, float]:
+    """Class-balanced, L2-regularised logistic regression by Newton's method.
+
+    ``x`` is [n, d] float, ``y`` [n] in {0, 1}, ``lam`` the L2 strength (the bias is not
+    penalised); returns (coef [d], bias). Each class weighs half, whatever its count.
+    """
+    n, d = x.shape
+    xb = np.hstack([x, np.ones((n, 1))])
+    weight = np.where(y == 1, 0.5 / max(y.sum(), 1), 0.5 / max((1 - y).sum(), 1)) * n
+    w = np.zeros(d + 1)
+    reg = np.full(d + 1, lam)
+    reg[-1] = 0.0
+    for _ in range(iters):
+        p = 1.0 / (1.0 + np.exp(-np.clip(xb @ w, -50, 50)))
+        grad = xb.T @ (weight * (p - y)) + reg * w
+        hess = (xb * (weight * p * (1 - p))[:, None]).T @ xb + np.diag(reg + 1e-6)
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        if np.abs(step).max() < 1e-6:
+            break
+    return w[:-1], float(w[-1])

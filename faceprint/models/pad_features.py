@@ -1,8 +1,10 @@
-"""Hand-crafted presentation-attack cues of one face: what the passive PAD classifier sees.
+"""Hand-crafted presentation-attack cues of one face: the morph detector's features and the liveness cues.
 
-Pure functions, no state. :func:`pad_view` defines the pixels the model looks at (the face box
-expanded, resized to fixed sizes, or the whole image when no face is given);
-:func:`pad_features` turns that view into one float32 vector made of these groups:
+Pure functions, no state. :func:`pad_view` defines the pixels looked at (the face box expanded,
+resized to fixed sizes, or the whole image when no face is given); :func:`pad_features` turns that
+view into one float32 vector (the morph detector's input, :mod:`faceprint.morph_detection`) made of
+these groups, and :func:`cue_values` gives the few of them that :mod:`faceprint.pad.cues` shows a
+person when a face fails the liveness check:
 
 - ``lbp``: uniform LBP(8, 1) histograms of the face in Y, Cr, Cb, H, S and V (the colour-texture
   PAD of Boulkenafet et al., 2016): print and screen recapture change fine texture and chroma;
@@ -19,6 +21,7 @@ expanded, resized to fixed sizes, or the whole image when no face is given);
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import cv2
@@ -63,6 +66,12 @@ def _region(box: Box, expand: float, shape: tuple[int, ...]) -> tuple[int, int, 
     if x1 - x0 < 8 or y1 - y0 < 8:
         return 0, 0, width, height
     return x0, y0, x1, y1
+
+
+def face_view(image: np.ndarray, box: Box | None) -> np.ndarray:
+    """The face view alone (FACE_SIZE square, RGB uint8) of :func:`pad_view`: what :func:`cue_values` needs."""
+    x0, y0, x1, y1 = (0, 0, image.shape[1], image.shape[0]) if box is None else _region(box, FACE_EXPAND, image.shape)
+    return cv2.resize(np.ascontiguousarray(image[y0:y1, x0:x1]), (FACE_SIZE, FACE_SIZE), interpolation=cv2.INTER_AREA)
 
 
 def pad_view(image: np.ndarray, box: Box | None) -> PadView:
@@ -238,3 +247,36 @@ def feature_groups() -> dict[str, slice]:
         out[name] = slice(start, start + size)
         start += size
     return out
+
+
+@functools.lru_cache(maxsize=4)
+def _spectrum_masks(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The Hann window and the high-frequency band mask of :func:`_spectrum` for an n x n face."""
+    window = np.outer(np.hanning(n), np.hanning(n)).astype(np.float32)
+    yy, xx = np.mgrid[0:n, 0:n] - n // 2
+    radius = np.hypot(xx, yy) / (n / 2.0)
+    return window, (radius > 0.3) & (radius <= 1.0)
+
+
+def cue_values(face: np.ndarray) -> dict[str, float]:
+    """The recapture cue values of a :func:`face_view` (FACE_SIZE square RGB uint8), in 1-2 ms.
+
+    The same numbers as the matching entries of :func:`pad_features`, computed alone: ``moire``,
+    the face spectrum's highest high-frequency peak over the band's median (log power);
+    ``colour gamut``, the standard deviation (0-1) of Cr plus that of Cb; ``washed out``, luma's
+    5th-to-95th percentile range (0-1); ``glare``, the share of bright (V > 0.85), unsaturated
+    (S < 0.2) pixels.
+    """
+    ycrcb = cv2.cvtColor(face, cv2.COLOR_RGB2YCrCb)
+    hsv = cv2.cvtColor(face, cv2.COLOR_RGB2HSV_FULL)
+    luma = ycrcb[..., 0].astype(np.float32) / 255.0
+    low, high = np.percentile(luma, [5, 95])
+    chroma = ycrcb[..., 1:].astype(np.float32).reshape(-1, 2) / 255.0
+    spread = chroma.std(axis=0)
+    glare = ((hsv[..., 2] > 0.85 * 255.0) & (hsv[..., 1] < 0.2 * 255.0)).mean()
+    g = ycrcb[..., 0].astype(np.float32)
+    g = (g - g.mean()) / (g.std() + 1e-3)
+    window, band = _spectrum_masks(g.shape[0])
+    logp = np.log1p(np.abs(np.fft.fftshift(np.fft.fft2(g * window))) ** 2)[band]
+    return {"moire": float(logp.max() - np.median(logp)), "colour gamut": float(spread[0] + spread[1]),
+            "washed out": float(high - low), "glare": float(glare)}

@@ -16,6 +16,7 @@ from .base import Detector, Embedder, ModelCard
 from .dlib_landmarks import DlibLandmarker
 from .dlib_resnet import DlibResNetEmbedder
 from .facenet import FaceNetEmbedder
+from .minifasnet import MiniFASNetV1SE, MiniFASNetV2
 from .morph_detector import MorphDetector
 from .pad_passive import PassiveLiveness
 from .sface import SFaceEmbedder
@@ -24,7 +25,7 @@ from .yunet import YuNetDetector
 # Detectors and embedders, then the models used beside recognition (landmarks, liveness, morphs).
 _BUILTIN: dict[str, type] = {
     cls.card.name: cls for cls in (YuNetDetector, SFaceEmbedder, FaceNetEmbedder, DlibResNetEmbedder,
-                                   DlibLandmarker, PassiveLiveness, MorphDetector)
+                                   DlibLandmarker, MiniFASNetV2, MiniFASNetV1SE, PassiveLiveness, MorphDetector)
 }
 _FACTORIES: dict[str, tuple[ModelCard, Callable[[], Detector | Embedder]]] = {
     name: (cls.card, cls) for name, cls in _BUILTIN.items()

@@ -1,7 +1,7 @@
 """Presentation attacks and their detection: is the face in front of the camera a live person?
 
 - :mod:`~faceprint.pad.active`: active liveness on video (blink, turn, smile on request);
-- :mod:`~faceprint.pad.attacks`: synthetic replay and print attacks (to train the passive model);
+- :mod:`~faceprint.pad.attacks`: synthetic replay and print attacks (to measure the passive check);
 - :mod:`~faceprint.pad.morph`: landmark-aligned morphs of two faces (to measure morphing attacks).
 
 The single-image detectors are models, in the one model registry: passive liveness

@@ -1,29 +1,23 @@
 """Synthetic presentation attacks: a live photo re-shown on a screen or printed, then re-captured.
 
 Pure functions of an RGB uint8 image and a ``numpy.random.Generator`` (seeded by the caller), used
-to train the passive PAD model without real attack data:
+to measure the passive PAD check on attacks no data set here holds (``benchmarks/pad.py``):
 
-- :func:`screen_replay`: the photo is shown on a display (gamma, raised black level, colour cast,
-  overexposure), its sub-pixel RGB stripe grid is sampled by the camera at a slightly different
-  pitch and angle (real aliasing, hence real moire), with a bezel, a background, sometimes fingers
-  holding the device and a glare patch;
-- :func:`print_attack`: the photo is printed (smaller gamut, paper white and black, warm cast,
-  halftone dots or paper grain), with a white paper edge, background, fingers and gloss;
-- the capture that follows, in one of two recipes (:data:`RECIPES`):
+- the **screen**: the photo on a display (gamma, raised black level, colour cast, overexposure),
+  its sub-pixel RGB stripe grid sampled by the camera at a slightly different pitch (real aliasing,
+  hence real moire), and a bezel;
+- the **print**: the photo on paper (smaller gamut, paper white and black, warm cast, halftone dots
+  or paper grain) with a white margin;
+- the **framing** (:data:`FRAMINGS`) of that surface in the camera's frame: ``"scene"``, the whole
+  screen or sheet in front of a random background (45-75% of the frame's width); ``"hands"``, the
+  same with fingers coming in from an edge; ``"filled"``, the surface filling the frame with its
+  edges outside it (no bezel or paper edge visible); and glare on the glass or paper;
+- the capture: :func:`camera` (exposure, white balance, gamma, defocus, noise, JPEG 55-95), then
+  a last JPEG encoding at a chosen quality.
 
-  - ``"v1"`` (the shipped model): :func:`camera` (exposure, white balance, gamma, defocus, noise,
-    JPEG 55-95) at full strength on attacks and at a random strength in [0, 1] on live samples,
-    so live samples are on average cleaner than attacks;
-  - ``"v2"`` (tried and not adopted, see the README, Liveness): :func:`capture` on both classes, the same
-    distribution (contrast and brightness jitter, white balance, gamma, defocus, downscale-upscale,
-    sensor noise, then JPEG 40-95 or a video-like frame: 4:2:0 chroma at JPEG 15-45), so that
-    only recapture cues (moire and screen grid, display and print gamut and gamma, bezels and
-    paper edges, glare, halftone) separate the classes.
-
-:func:`live_sample` applies a recipe's capture to a live photo; :func:`synthesise` makes an attack.
-
-Geometry is not preserved (the attack may be shrunk into the frame, tilted and zoomed): detect the
-face again in the result.
+:func:`synthesise` makes one attack at the source's size (framing as a hand-held device: 75-125%
+of the frame); :func:`attack_frame` chooses framing, frame size and JPEG quality. Geometry is not
+preserved: detect the face again in the result.
 """
 
 from __future__ import annotations
@@ -32,7 +26,7 @@ import cv2
 import numpy as np
 
 ATTACK_TYPES = ("screen", "print")
-RECIPES = ("v1", "v2")
+FRAMINGS = ("scene", "hands", "filled")
 
 
 def _to_float(image: np.ndarray) -> np.ndarray:
@@ -44,7 +38,7 @@ def _to_uint8(image: np.ndarray) -> np.ndarray:
 
 
 def camera(image: np.ndarray, rng: np.random.Generator, *, strength: float = 1.0) -> np.ndarray:
-    """Recipe v1's capture nuisances: exposure, white balance, defocus, sensor noise and JPEG re-encoding."""
+    """The camera that films the attack: exposure, white balance, defocus, sensor noise and JPEG re-encoding."""
     img = _to_float(image)
     img = img * rng.uniform(1 - 0.15 * strength, 1 + 0.15 * strength)
     img = img * rng.uniform(1 - 0.05 * strength, 1 + 0.05 * strength, size=3).astype(np.float32)
@@ -56,39 +50,8 @@ def camera(image: np.ndarray, rng: np.random.Generator, *, strength: float = 1.0
     return jpeg(_to_uint8(img), int(rng.integers(55, 96)))
 
 
-def capture(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Recipe v2's capture nuisances, one distribution for live photos and attacks (module docstring)."""
-    h, w = image.shape[:2]
-    img = _to_float(image)
-    mean = img.mean()
-    img = mean + rng.uniform(0.7, 1.15) * (img - mean) + rng.uniform(-0.08, 0.08)  # contrast, brightness
-    img = img * rng.uniform(0.92, 1.08, size=3).astype(np.float32)  # white balance
-    img = np.clip(img, 0.0, 1.0) ** rng.uniform(0.8, 1.25)
-    if rng.random() < 0.7:
-        img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.3, 2.0))  # defocus
-    if rng.random() < 0.5:
-        factor = rng.uniform(1.3, 3.0)  # a lower-resolution sensor or stream, upscaled for display
-        small = (max(8, round(w / factor)), max(8, round(h / factor)))
-        img = cv2.resize(cv2.resize(img, small, interpolation=cv2.INTER_AREA), (w, h), interpolation=cv2.INTER_LINEAR)
-    img = img + rng.normal(0.0, rng.uniform(0.0, 0.02), size=img.shape).astype(np.float32)
-    if rng.random() < 0.4:
-        return video_frame(_to_uint8(img), int(rng.integers(15, 46)))
-    return jpeg(_to_uint8(img), int(rng.integers(40, 96)))
-
-
-def video_frame(image: np.ndarray, quality: int) -> np.ndarray:
-    """``image`` as a low-quality video frame: 4:2:0 chroma (halved, re-interpolated), then JPEG at ``quality``."""
-    h, w = image.shape[:2]
-    ycrcb = cv2.cvtColor(image, cv2.COLOR_RGB2YCrCb)
-    half = (max(1, w // 2), max(1, h // 2))
-    for c in (1, 2):
-        small = cv2.resize(ycrcb[..., c], half, interpolation=cv2.INTER_AREA)
-        ycrcb[..., c] = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
-    return jpeg(cv2.cvtColor(ycrcb, cv2.COLOR_YCrCb2RGB), quality)
-
-
 def jpeg(image: np.ndarray, quality: int) -> np.ndarray:
-    """``image`` encoded as JPEG at ``quality`` and decoded again."""
+    """``image`` encoded as JPEG at ``quality`` (1-100) and decoded again."""
     ok, buf = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
         return image
@@ -157,10 +120,9 @@ def _glare(img: np.ndarray, rng: np.random.Generator, strength: tuple[float, flo
     return img + rng.uniform(*strength) * blob[..., None]
 
 
-def screen_replay(image: np.ndarray, rng: np.random.Generator, recipe: str = "v1") -> np.ndarray:
-    """``image`` shown on a display and re-captured (see the module docstring)."""
-    h, w = image.shape[:2]
-    img = _to_float(image)
+def _screen_panel(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The float RGB photo ``img`` as a display shows it: gamma and cast, sub-pixel grid, bezel, camera blur."""
+    h, w = img.shape[:2]
     black = rng.uniform(0.02, 0.15)
     contrast = rng.uniform(0.7, 1.0)
     img = black + contrast * (1 - black) * img ** rng.uniform(0.65, 1.4)
@@ -168,8 +130,7 @@ def screen_replay(image: np.ndarray, rng: np.random.Generator, recipe: str = "v1
     img = np.clip(img * cast * rng.uniform(0.95, 1.35), 0.0, 1.0)
     # the display's pixel grid: each pixel is three vertical R, G, B stripes with dark gaps
     pitch = rng.uniform(0.6, 1.5)  # camera pixels per display pixel
-    fill = (0.75, 1.25)
-    n_w = max(16, int(round(w * fill[1] / pitch)))
+    n_w = max(16, int(round(w * 1.25 / pitch)))
     n_h = max(16, int(round(n_w * h / w)))
     shown = cv2.resize(img, (n_w, n_h), interpolation=cv2.INTER_LINEAR)
     sub = np.repeat(np.repeat(shown, 3, axis=0), 3, axis=1)
@@ -184,14 +145,7 @@ def screen_replay(image: np.ndarray, rng: np.random.Generator, recipe: str = "v1
     panel = np.full((sub.shape[0] + 2 * bezel, sub.shape[1] + 2 * bezel, 3), rng.uniform(0.0, 0.12), np.float32)
     panel[bezel:-bezel, bezel:-bezel] = sub
     optics = rng.uniform(0.4, 2.5)  # camera blur, in display sub-pixels, before sampling
-    panel = cv2.GaussianBlur(panel, (0, 0), optics)
-    matrix = _placement((h, w), (panel.shape[1], panel.shape[0]), rng, fill)
-    out = _composite(panel, (h, w), matrix, rng)
-    if rng.random() < 0.4:
-        out = _fingers(out, rng)
-    if rng.random() < 0.5:
-        out = _glare(out, rng, (0.1, 0.5))
-    return _recaptured(_to_uint8(out), rng, recipe)
+    return cv2.GaussianBlur(panel, (0, 0), optics)
 
 
 def _halftone(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -211,10 +165,9 @@ def _halftone(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return cv2.resize(out, (w, h), interpolation=cv2.INTER_AREA)
 
 
-def print_attack(image: np.ndarray, rng: np.random.Generator, recipe: str = "v1") -> np.ndarray:
-    """``image`` printed on paper and re-captured (see the module docstring)."""
-    h, w = image.shape[:2]
-    img = _to_float(image)
+def _print_sheet(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The float RGB photo ``img`` printed: smaller gamut, paper white and black, halftone or grain, margin."""
+    h, w = img.shape[:2]
     grey = img.mean(axis=2, keepdims=True)
     img = grey + rng.uniform(0.55, 0.95) * (img - grey)  # smaller gamut
     paper_white = rng.uniform(0.78, 0.97)
@@ -229,41 +182,56 @@ def print_attack(image: np.ndarray, rng: np.random.Generator, recipe: str = "v1"
     margin = int(rng.uniform(0.02, 0.12) * w)
     sheet = np.full((h + 2 * margin, w + 2 * margin, 3), paper_white, np.float32)
     sheet[margin:margin + h, margin:margin + w] = np.clip(img, 0, 1)
-    matrix = _placement((h, w), (sheet.shape[1], sheet.shape[0]), rng, (0.8, 1.3))
-    out = _composite(sheet, (h, w), matrix, rng)
+    return sheet
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in ATTACK_TYPES:
+        raise ValueError(f"unknown attack type {kind!r}; expected one of {ATTACK_TYPES}")
+
+
+def synthesise(image: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray:
+    """An attack of ``kind`` (one of :data:`ATTACK_TYPES`) made from the live RGB uint8 ``image``, same size.
+
+    The screen or sheet fills 75-125% of the frame's width (a device held up to the camera), with
+    fingers (p 0.4) and glare (screen p 0.5, print p 0.3), then :func:`camera`.
+    """
+    _check_kind(kind)
+    h, w = image.shape[:2]
+    img = _to_float(image)
+    if kind == "screen":
+        surface, fill, glare = _screen_panel(img, rng), (0.75, 1.25), ((0.1, 0.5), 0.5)
+    else:
+        surface, fill, glare = _print_sheet(img, rng), (0.8, 1.3), ((0.05, 0.3), 0.3)
+    out = _composite(surface, (h, w), _placement((h, w), (surface.shape[1], surface.shape[0]), rng, fill), rng)
     if rng.random() < 0.4:
         out = _fingers(out, rng)
-    if rng.random() < 0.3:
-        out = _glare(out, rng, (0.05, 0.3))
-    return _recaptured(_to_uint8(out), rng, recipe)
+    if rng.random() < glare[1]:
+        out = _glare(out, rng, glare[0])
+    return camera(_to_uint8(out), rng)
 
 
-def _check_recipe(recipe: str) -> None:
-    if recipe not in RECIPES:
-        raise ValueError(f"unknown capture recipe {recipe!r}; expected one of {RECIPES}")
+def attack_frame(image: np.ndarray, kind: str, rng: np.random.Generator, *, framing: str = "scene",
+                 size: float = 1.0, quality: int = 90) -> np.ndarray:
+    """An attack of ``kind`` made from the live RGB uint8 ``image``, framed as ``framing`` (:data:`FRAMINGS`).
 
-
-def _recaptured(image: np.ndarray, rng: np.random.Generator, recipe: str) -> np.ndarray:
-    """The camera that films the attack, per ``recipe``."""
-    return camera(image, rng) if recipe == "v1" else capture(image, rng)
-
-
-def live_sample(image: np.ndarray, rng: np.random.Generator, recipe: str = "v1") -> np.ndarray:
-    """A live training sample: the RGB uint8 ``image`` through ``recipe``'s capture nuisances."""
-    _check_recipe(recipe)
-    if recipe == "v1":
-        return camera(image, rng, strength=rng.uniform(0.0, 1.0))
-    return capture(image, rng)
-
-
-def synthesise(image: np.ndarray, kind: str, rng: np.random.Generator, recipe: str = "v1") -> np.ndarray:
-    """An attack of ``kind`` (one of :data:`ATTACK_TYPES`) made from the live RGB uint8 ``image``.
-
-    ``recipe`` (one of :data:`RECIPES`) picks the capture nuisances that follow the recapture.
+    The frame is ``size`` x the source's width and height (the face's size in pixels scales with
+    it); glare p 0.4; :func:`camera`, then JPEG at ``quality`` (1-100). Raises ValueError for an
+    unknown ``kind`` or ``framing`` or a ``size`` that is not positive.
     """
-    _check_recipe(recipe)
-    if kind == "screen":
-        return screen_replay(image, rng, recipe)
-    if kind == "print":
-        return print_attack(image, rng, recipe)
-    raise ValueError(f"unknown attack type {kind!r}; expected one of {ATTACK_TYPES}")
+    _check_kind(kind)
+    if framing not in FRAMINGS:
+        raise ValueError(f"unknown framing {framing!r}; expected one of {FRAMINGS}")
+    if size <= 0:
+        raise ValueError(f"size must be positive, got {size}")
+    h, w = image.shape[:2]
+    img = _to_float(image)
+    surface = _screen_panel(img, rng) if kind == "screen" else _print_sheet(img, rng)
+    frame = (max(16, round(h * size)), max(16, round(w * size)))
+    fill = (1.3, 1.6) if framing == "filled" else (0.45, 0.75)
+    out = _composite(surface, frame, _placement(frame, (surface.shape[1], surface.shape[0]), rng, fill), rng)
+    if framing == "hands":
+        out = _fingers(out, rng)
+    if rng.random() < 0.4:
+        out = _glare(out, rng, (0.1, 0.5) if kind == "screen" else (0.05, 0.3))
+    return jpeg(camera(_to_uint8(out), rng), quality)
