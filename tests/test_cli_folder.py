@@ -13,20 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from faceprint.cli import main
+from cli_run import run
 
 FAST = ["--model", "fast"]
-
-
-def run(capsys, *argv: object) -> tuple[int, str, str]:
-    """(exit code, stdout, stderr) of ``faceprint argv...`` run in this process."""
-    capsys.readouterr()
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as exc:  # argparse errors
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ import uuid
 import numpy as np
 import pytest
 
-from faceprint.cli import main
+from cli_run import run
 from faceprint.errors import DuplicateIdentityError, InvalidNameError, PersonNotFoundError
 from faceprint.gallery import EnrolmentItem, Gallery
 from faceprint.gallery.names import MAX_NAME_LENGTH, normalise_name
@@ -28,17 +28,6 @@ from faceprint.types import TIE_MARGIN, Candidate, tied_names
 FAST = ["--model", "fast"]
 JOSE = "Jos\u00e9 \u00d1\u00fa\u00f1ez"  # precomposed letters (NFC)
 JOSE_NFD = unicodedata.normalize("NFD", JOSE)  # base letters + combining accents, as macOS file names
-
-
-def run(capsys, *argv) -> tuple[int, str, str]:
-    """(exit code, stdout, stderr) of ``faceprint argv...`` run in this process."""
-    capsys.readouterr()
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")
