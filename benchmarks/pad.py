@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Passive liveness (PAD): the measurement behind the shipped threshold and every figure in the README's Liveness section.
+"""Passive liveness (PAD): the measurement behind the shipped threshold and every figure in docs/liveness.md.
 
     .venv/bin/python benchmarks/pad.py                  # about 15 min on 2 busy cores; writes out/pad-bench/
     .venv/bin/python benchmarks/pad.py --speed-only     # ms per face, MiniFASNet beside the retired texture model

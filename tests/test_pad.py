@@ -1,6 +1,6 @@
 """Passive presentation attack detection: MiniFASNet on real faces, attack synthesis, ISO/IEC 30107-3 metrics.
 
-Rates are asserted against what benchmarks/pad.py measured on the same data (README, Liveness),
+Rates are asserted against what benchmarks/pad.py measured on the same data (docs/liveness.md),
 with a margin of a few images so a change of library version cannot flip them by one frame.
 """
 
@@ -105,7 +105,7 @@ def test_context_crop_follows_silent_face_recipe(data_dir):
 # --- the shipped check on real faces -------------------------------------------------------------
 
 def test_replay_set_live_frames_pass_and_replayed_frames_fail(pad, detector, data_dir):
-    """Measured at the shipped threshold: APCER 0 of 100, BPCER 11 of 100 (README, Liveness)."""
+    """Measured at the shipped threshold: APCER 0 of 100, BPCER 11 of 100 (docs/liveness.md)."""
     root = data_dir / "antispoof" / "replay-one-person"
     fakes = _check_folder(pad, detector, root / "fake")
     lives = _check_folder(pad, detector, root / "real")

@@ -466,3 +466,21 @@ def test_service_with_a_key_stores_only_ciphertext(tmp_path, files):
     assert template[:32] not in stored and photo[1000:1064] not in stored
     with pytest.raises(GalleryKeyRequiredError):
         Gallery(path)
+
+
+def test_liveness_endpoint_answers_per_face_with_the_attack_type(service, data_dir):
+    client, _, admin = service
+    samples = data_dir / "antispoof" / "silent-face-samples"
+    live = client.post("/v1/liveness", files=upload("image", samples / "image_T1.jpg"), headers=auth(admin))
+    assert live.status_code == 200 and live.json()["is_live"] is True
+    face = live.json()["faces"][0]
+    assert len(face["box"]) == 4 and face["liveness"]["score"] > 0.9 and face["liveness"]["reason"] is None
+    spoof = client.post("/v1/liveness", files=upload("image", samples / "image_F2.jpg"), headers=auth(admin)).json()
+    check = spoof["faces"][0]["liveness"]
+    assert spoof["is_live"] is False and check["attack_type"] == "screen" and check["attack_probability"] > 0.9
+    assert "screen attack suspected" in check["reason"] and isinstance(check["cues"], list)
+    corrupt = client.post("/v1/liveness", files=[("image", ("broken.jpg", b"\xff\xd8 not a jpeg", "image/jpeg"))],
+                          headers=auth(admin))
+    assert corrupt.status_code == 422 and corrupt.json()["error"]["code"] == "image_decode_error"
+    assert "broken.jpg" in corrupt.json()["error"]["message"]
+    assert client.post("/v1/liveness", files=upload("image", samples / "image_T1.jpg")).status_code == 401

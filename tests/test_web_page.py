@@ -102,6 +102,9 @@ def test_enrol_identify_delete_in_the_browser(server, page, data_dir, tmp_path):
     texts = page.locator("#identify-results li").all_inner_texts()
     assert texts[0].startswith("Face 1: obama (") and texts[1].startswith("Face 2: biden (")  # the picked face
     assert texts[2].startswith("Face 3: skipped, not searched (low quality (profile, ")
+    badges = page.locator("#identify-results li").evaluate_all("items => items.map(li => li.dataset.liveness)")
+    assert set(badges) <= {"live", "spoof"} and len(badges) == 3  # POST /v1/liveness: a badge for every face
+    assert all("passive liveness: " in t for t in texts)
     sync_api.expect(page.locator("#result-figure")).to_be_visible()
     page.locator("#result-canvas").screenshot(path=str(tmp_path / "identified.png"))
 

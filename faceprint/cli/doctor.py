@@ -150,7 +150,8 @@ def check_model(name: str) -> ModelCheck:
         broken = next((c for c in parts if not c.found), None)
         if broken is not None:
             return ModelCheck(name, False, broken.size, licence, broken.where, broken.fix, "core")
-        return ModelCheck(name, True, sum(c.size for c in parts), licence, "; ".join(c.where for c in parts), "", "core")
+        return ModelCheck(name, True, sum(c.size for c in parts), licence, "; ".join(c.where for c in parts), "",
+                          "core")
     own = {MorphDetector.card.name: MORPH_WEIGHTS}
     if name in own:
         return _file_check(name, licence, own[name], REINSTALL)

@@ -11,17 +11,20 @@ from .common import emit, table
 
 def cmd_liveness_challenge(args: argparse.Namespace) -> int:
     """Run a challenge (or count blinks with --blinks-only); exit 0 when passed, 1 when failed."""
+    from ..models import registry
     from ..pad.active import ActiveLivenessSession, count_blinks, run_challenge
 
     source = int(args.source) if args.source.isdigit() else args.source
+    passive = registry.load("pad-passive")
     if args.blinks_only:
-        report = count_blinks(source, every=args.every)
+        report = count_blinks(source, every=args.every, passive=passive)
         rows = [
             (t.track_id, f"{t.first_s:.2f}-{t.last_s:.2f}", t.frames, len(t.blinks),
-             ", ".join(f"{b.start_s:.2f}-{b.end_s:.2f}" for b in t.blinks) or "-")
+             ", ".join(f"{b.start_s:.2f}-{b.end_s:.2f}" for b in t.blinks) or "-",
+             f"{t.passive.score:.3f} {'LIVE' if t.passive.is_live else 'SPOOF'}" if t.passive.frames else "-")
             for t in report.tracks if t.frames >= args.min_track_frames
         ]
-        text = table(rows, ["track", "seen (s)", "frames", "blinks", "blink times (s)"])
+        text = table(rows, ["track", "seen (s)", "frames", "blinks", "blink times (s)", "passive live score"])
         text += f"\n{report.blink_count} blink(s) in {report.frames} frames of {report.source}"
         emit(args, report.to_dict(), text)
         return 0
@@ -29,7 +32,7 @@ def cmd_liveness_challenge(args: argparse.Namespace) -> int:
     steps = args.steps.split(",") if args.steps else None
     rng = random.Random(args.seed) if args.seed is not None else None
     session = ActiveLivenessSession(steps, n_steps=args.n_steps, timeout_s=args.timeout, rng=rng,
-                                    mirrored=args.mirrored)
+                                    mirrored=args.mirrored, passive=passive)
     shown: list[str | None] = [None]
 
     def show(state) -> None:
@@ -41,10 +44,21 @@ def cmd_liveness_challenge(args: argparse.Namespace) -> int:
     rows = [(i + 1, s.action, "pass" if s.passed else "FAIL", f"{s.started_s:.2f}-{s.ended_s:.2f}", s.reason or "-")
             for i, s in enumerate(result.steps)]
     text = table(rows, ["step", "action", "result", "time (s)", "reason"])
-    verdict = "LIVE: every step passed" if result.passed else f"NOT VERIFIED: {result.reason}"
+    p = result.passive
+    if not result.passed:
+        verdict = f"NOT VERIFIED: {result.reason}"
+    elif not result.live:
+        verdict = (f"NOT VERIFIED: every step passed, but passive liveness failed ({p.attack_type} attack suspected, "
+                   f"mean live score {p.score:.3f} < {p.threshold:.3f})" if p.frames else
+                   "NOT VERIFIED: every step passed, but no face was seen for the passive check")
+    else:
+        verdict = "LIVE: every step passed and the passive check too"
     text += f"\nchallenge {','.join(result.challenge)}: {verdict}"
+    if p.frames:
+        text += (f"\npassive liveness: mean live score {p.score:.3f} over {p.frames} frames "
+                 f"({p.to_dict()['live_frames']} live)")
     emit(args, result.to_dict(), text)
-    return 0 if result.passed else 1
+    return 0 if result.live else 1
 
 
 def register(sub, eval_sub, common) -> None:

@@ -44,7 +44,8 @@ def cmd_eval_pad(args: argparse.Namespace) -> int:
     m = run.metrics
     rows = []
     if m is not None:
-        rows += [(f"APCER {kind}", f"{100 * rate:.2f}%", m.attack_counts[kind]) for kind, rate in m.apcer_per_type.items()]
+        rows += [(f"APCER {kind}", f"{100 * rate:.2f}%", m.attack_counts[kind])
+                 for kind, rate in m.apcer_per_type.items()]
         rows.append(("APCER (worst case)", f"{100 * m.apcer:.2f}%", sum(m.attack_counts.values())))
     rows.append(("BPCER", f"{100 * run.bpcer:.2f}%", bona))
     if m is not None:
@@ -79,11 +80,11 @@ def register(sub: argparse._SubParsersAction, eval_sub: argparse._SubParsersActi
                             "(exit 0 all live, 1 an attack suspected)")
     p.add_argument("image", help="the whole camera frame or photo (not a face crop: the check needs the context)")
     p.add_argument("--pad-threshold", type=float, default=None,
-                   help="live-score threshold (default: the shipped one, chosen on LFW DevTrain; README, Liveness)")
+                   help="live-score threshold (default: the shipped one, chosen on LFW DevTrain; docs/liveness.md)")
     p.set_defaults(func=cmd_liveness)
     e = eval_sub.add_parser("pad", parents=[common],
-                            help="PAD APCER/BPCER (ISO/IEC 30107-3) on a folder with real/ and fake/ or attack-<type>/, "
-                                 "and BPCER per group when the live images carry labels")
+                            help="PAD APCER/BPCER (ISO/IEC 30107-3) on a folder with real/ and fake/ or "
+                                 "attack-<type>/, and BPCER per group when the live images carry labels")
     e.add_argument("dir", help="folder with real/ (bona fide) and fake/ or attack-<type>/ sub-folders")
     e.add_argument("--out", default="out/eval-pad", help="folder for report.json, scores.csv and det.png")
     e.add_argument("--pad-threshold", type=float, default=None, help="live-score threshold (default: the shipped one)")

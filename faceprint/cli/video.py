@@ -101,6 +101,8 @@ def _event_line(event, live: bool) -> str:
             score += f" (nearest {event.nearest})"
     what = {"seen": "seen", "changed": "now", "ended": "ended"}[event.kind]
     text = f"{when}  track {event.track_id:<4d} {what:<6} {who:<24} {score}"
+    if event.live is False:
+        text += "  SPOOF suspected (passive liveness)"
     if event.kind == "ended":
         text += f"  on screen {event.first_s:.2f}-{event.last_s:.2f} s"
     return text
@@ -155,7 +157,7 @@ def _watch(args: argparse.Namespace, stop: threading.Event):
 
     args.model = _profile_for(args)
     settings = VideoSettings(every=args.every, stride=args.stride, min_face=args.min_face,
-                             max_frames=args.max_frames)
+                             max_frames=args.max_frames, liveness=args.require_live)
     engine = engine_from_args(args, args.gallery)
     reconnect = ReconnectPolicy(attempts=args.reconnect_max)
     with (VideoSource(args.source, loop=args.loop, reconnect=reconnect) as source,
@@ -210,6 +212,15 @@ def _summary(timeline, args: argparse.Namespace, outputs=None, stopped_by: str |
              f"threshold {timeline.threshold:.4f} (model {timeline.model})"
              f"\n{stats.frames} frames in {stats.elapsed_s:.1f} s ({stats.fps:.1f} frames/s): "
              f"{stats.detections} detections, {stats.embeddings} embeddings, {stats.scene_cuts} scene cuts")
+    checked = [t for t in timeline.tracks if t.liveness is not None and t.liveness.frames]
+    if checked:
+        spoofs = [t for t in checked if not t.liveness.is_live]
+        text += "\n\n" + table(
+            [(t.track_id, t.person or "unknown", f"{t.liveness.score:.3f}", t.liveness.frames,
+              "LIVE" if t.liveness.is_live else f"SPOOF ({t.liveness.attack_type})") for t in checked],
+            ["track", "person", "mean live score", "frames checked", "passive liveness"])
+        text += (f"\n{len(spoofs)} of {len(checked)} checked track(s) failed passive liveness "
+                 f"(mean live score below {checked[0].liveness.threshold:.4f})")
     if stopped_by:
         text += f"\nstopped by {stopped_by}: results so far"
     elif timeline.ended == "lost":
@@ -248,6 +259,9 @@ def register(sub, eval_sub, common) -> None:
     p.add_argument("--min-face", type=float, default=defaults.min_face,
                    help=f"shortest face side in pixels worth recognising (default {defaults.min_face:g})")
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames (cameras, streams)")
+    p.add_argument("--require-live", action="store_true",
+                   help="check passive liveness of every face at each detection and mark tracks whose mean live "
+                        "score fails (SPOOF in the events and the summary, 'liveness' in the JSON)")
     p.add_argument("--events", metavar="FILE",
                    help="append each sighting event (seen, changed, ended) to FILE as a JSON line, flushed at once")
     p.add_argument("--webhook", metavar="URL",

@@ -4,15 +4,15 @@ Each network looks at the face with a different amount of context around it: the
 scaled about its centre by 2.7 (V2) or 4.0 (V1SE), shrunk when that would leave the image, shifted
 back inside it, cut out and resized to 80x80 (Silent-Face's ``CropImage``). The input is BGR,
 float 0-255, no mean or standard deviation. The output is three logits; after softmax, index 1 is
-**live** and 0 and 2 are two kinds of attack. Which kind each answers to was measured here (README,
-Liveness): index 0 fires on prints and almost never on screens, index 2 on screen replays and on
-many prints too, so :data:`CLASSES` names them ``print`` and ``screen``.
+**live** and 0 and 2 are two kinds of attack. Which kind each answers to was measured here
+(docs/liveness.md): index 0 fires on prints and almost never on screens, index 2 on screen
+replays and on many prints too, so :data:`CLASSES` names them ``print`` and ``screen``.
 
 The crop needs the whole image and the face box, not an aligned face crop: bezels, paper edges and
 hands around the face are part of what the networks learnt. When the image holds less context than
 the recipe asks for (a tight crop), the crop is smaller (:attr:`ContextCrop.scale` says how much).
 Padding the missing context was measured and rejected: it makes tightly cropped attacks pass as
-live (README, Liveness).
+live (docs/liveness.md).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ INPUT_SIZE = 80
 _SOURCE = ("bundled with faceprint (faceprint/models/weights/{file}, 1.7 MB; LICENSE-minifasnet.txt, "
            "NOTICE-minifasnet.txt): minivision-ai/Silent-Face-Anti-Spoofing resources/anti_spoof_models/{pth}, "
            "converted to ONNX by yakhyo/face-anti-spoofing")
-_ACCURACY = ("none published; measured here (README, Liveness): the two networks averaged, at faceprint's threshold, "
+_ACCURACY = ("none published; measured here (docs/liveness.md): the two networks averaged, at faceprint's threshold, "
              "on a real screen-replay set, Silent-Face's samples, LFW and UTKFace")
 
 

@@ -4,7 +4,7 @@ They do not decide anything (the MiniFASNet networks do: :mod:`faceprint.models.
 they are listed with a rejected face as evidence to look at. Each cue is a number from
 :mod:`faceprint.models.pad_features` and fires when it is beyond what 99 of 100 live LFW View 1
 DevTrain photos show (:data:`CUES`, limits measured by ``benchmarks/pad.py``, so about 1% of live
-faces fire each cue by chance). Measured firing rates on attacks are in the README (Liveness): they fire
+faces fire each cue by chance). Measured firing rates on attacks are in docs/liveness.md: they fire
 on some synthetic prints and screens and on none of the real replay frames, so an attack without a
 cue is not evidence of a live face.
 """

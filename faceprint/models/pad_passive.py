@@ -9,7 +9,7 @@ The score is the probability of "live" from Silent-Face's two MiniFASNet network
 (:mod:`faceprint.models.minifasnet`), averaged. Each looks at the face with context around it (2.7x
 and 4.0x the box), so ``check`` needs the whole image and the face box, not an aligned crop.
 :data:`THRESHOLD` was chosen on LFW View 1 DevTrain live photos and synthetic attacks only, and
-reported on held-out real data (README, Liveness; ``benchmarks/pad.py``). ``check`` is a pure
+reported on held-out real data (docs/liveness.md; ``benchmarks/pad.py``). ``check`` is a pure
 function of its inputs: no detection, no I/O.
 """
 
@@ -29,7 +29,7 @@ from .pad_cues import recapture_cues
 #: LFW View 1 DevTrain photos (3,443 images of 2,132 people); benchmarks/pad.py reproduces it.
 THRESHOLD = 0.4806
 #: Context (image around the face, in face-box widths) below which the image is called a tight crop:
-#: live photos cropped to 1.2x the box pass 75% of the time, at 1.5x 93%, with full context 98% (README).
+#: live photos cropped to 1.2x the box pass 75% of the time, at 1.5x 93%, with full context 98% (docs/liveness.md).
 TIGHT_CONTEXT = 1.5
 NO_FACE_REASON = "no face given: the whole image was used as the face box"
 MODEL_NAME = "minifasnet-v2+v1se"
@@ -43,7 +43,7 @@ CARD = ModelCard(
     summary="passive PAD: MiniFASNetV2 (box x2.7) and MiniFASNetV1SE (box x4.0) averaged; attack type print/screen",
     source="the two bundled Silent-Face networks (minifasnet-v2, minifasnet-v1se)",
     licence="Apache-2.0",
-    published_accuracy="none published; measured here: README, Liveness (real replay set, Silent-Face samples, "
+    published_accuracy="none published; measured here: docs/liveness.md (real replay set, Silent-Face samples, "
                        "LFW, UTKFace, synthetic attacks)",
     input_spec="the whole RGB image and one detected face box (no aligned crop); the whole image without a box",
     weights=MiniFASNetV2.card.weights + MiniFASNetV1SE.card.weights,

@@ -47,6 +47,7 @@ import cv2
 import numpy as np
 
 from ..errors import FaceprintError
+from ..models.pad_passive import PassiveLiveness, TrackLiveness
 from ..models.dlib_landmarks import (
     JAW,
     LEFT_EYE,
@@ -279,7 +280,11 @@ class StepResult:
 
 @dataclass
 class ActiveLivenessResult:
-    """The verdict: every step passed in order within its time limit, or why not."""
+    """The verdict: every step passed in order within its time limit, or why not.
+
+    ``passive`` is the subject's passive liveness over the challenge's frames (None when the
+    session had no passive check); :attr:`live` needs both.
+    """
 
     passed: bool
     steps: list[StepResult]
@@ -289,10 +294,17 @@ class ActiveLivenessResult:
     frames: int = 0
     face_frames: int = 0
     multiple_faces_frames: int = 0
+    passive: TrackLiveness | None = None
+
+    @property
+    def live(self) -> bool:
+        """Every step passed and, when it was checked, the passive liveness too."""
+        return self.passed and (self.passive is None or self.passive.is_live is True)
 
     def to_dict(self) -> dict:
         """A JSON-ready description."""
         return {
+            "live": self.live,
             "passed": self.passed,
             "reason": self.reason,
             "challenge": list(self.challenge),
@@ -301,6 +313,7 @@ class ActiveLivenessResult:
             "frames": self.frames,
             "face_frames": self.face_frames,
             "multiple_faces_frames": self.multiple_faces_frames,
+            **({"passive": self.passive.to_dict()} if self.passive is not None else {}),
         }
 
 
@@ -329,7 +342,9 @@ class ActiveLivenessSession:
     ``random.Random`` for tests; by default the OS's secure random source: the replay guard).
     The largest face of each frame is the subject. :meth:`feed` takes an RGB frame;
     :meth:`feed_landmarks` takes that face's 68 landmarks (or None), for callers that already
-    have them.
+    have them. With ``passive`` (a :class:`~faceprint.models.pad_passive.PassiveLiveness`),
+    :meth:`feed` also checks the subject's passive liveness on every frame and the result keeps the
+    mean (:attr:`ActiveLivenessResult.passive`).
     """
 
     def __init__(
@@ -343,8 +358,11 @@ class ActiveLivenessSession:
         mirrored: bool = False,
         finder=None,
         landmarker=None,
+        passive: PassiveLiveness | None = None,
     ) -> None:
         self.challenge = validate_steps(steps) if steps is not None else random_challenge(n_steps, rng)
+        self._passive = passive
+        self._passive_track = TrackLiveness(threshold=passive.threshold) if passive is not None else None
         self.timeout_s = timeout_s
         self.config = config or ActiveConfig()
         self.mirrored = mirrored
@@ -387,6 +405,8 @@ class ActiveLivenessSession:
         faces = self._finder.find(frame_rgb)  # largest first
         if len(faces) > 1:
             self._multi += 1
+        if faces and self._passive is not None:
+            self._passive_track.add(self._passive.check(frame_rgb, faces[0]))
         points = self._landmarker.landmarks(frame_rgb, faces[0].box) if faces else None
         return self.feed_landmarks(points, time_s)
 
@@ -424,6 +444,7 @@ class ActiveLivenessSession:
             frames=self._frames,
             face_frames=self._face_frames,
             multiple_faces_frames=self._multi,
+            passive=self._passive_track,
         )
 
     # -- internals --
@@ -552,6 +573,7 @@ class BlinkTrack:
     centre: tuple[float, float]
     blinks: list[Blink] = field(default_factory=list)
     ears: list[tuple[float, float]] = field(default_factory=list, repr=False)
+    passive: TrackLiveness | None = None
 
     def to_dict(self) -> dict:
         """A JSON-ready description (the EAR series is left out)."""
@@ -562,6 +584,7 @@ class BlinkTrack:
             "frames": self.frames,
             "centre": [round(self.centre[0], 1), round(self.centre[1], 1)],
             "blinks": [b.to_dict() for b in self.blinks],
+            **({"passive": self.passive.to_dict()} if self.passive is not None else {}),
         }
 
 
@@ -596,9 +619,10 @@ SCENE_CUT = 20.0  # grey levels; the Hamilton clip's three cuts score 27-31, its
 class _Tracker:
     """Greedy nearest-centre matching of face boxes from frame to frame."""
 
-    def __init__(self, config: ActiveConfig, min_size: float) -> None:
+    def __init__(self, config: ActiveConfig, min_size: float, passive: PassiveLiveness | None = None) -> None:
         self.config = config
         self.min_size = min_size
+        self.passive = passive
         self.tracks: list[BlinkTrack] = []
         self._detectors: dict[int, BlinkDetector] = {}
         self._box_width: dict[int, float] = {}
@@ -623,7 +647,8 @@ class _Tracker:
                 if d < 0.5 * self._box_width[track.track_id] and (best_d is None or d < best_d):
                     best, best_d = track, d
             if best is None:
-                best = BlinkTrack(len(self.tracks), time_s, time_s, 0, (cx, cy))
+                best = BlinkTrack(len(self.tracks), time_s, time_s, 0, (cx, cy),
+                                  passive=TrackLiveness(threshold=self.passive.threshold) if self.passive else None)
                 self.tracks.append(best)
                 self._detectors[best.track_id] = BlinkDetector(self.config)
             taken.add(best.track_id)
@@ -632,6 +657,8 @@ class _Tracker:
             self._box_width[best.track_id] = face.box.width
             ear = FaceMeasures.from_landmarks(points_of(face)).ear
             best.ears.append((time_s, ear))
+            if self.passive is not None and face.image is not None:
+                best.passive.add(self.passive.check(face.image, face))
             blink = self._detectors[best.track_id].update(ear, time_s)
             if blink is not None:
                 best.blinks.append(blink)
@@ -644,6 +671,7 @@ def _thumbnail(image: np.ndarray) -> np.ndarray:
 
 def count_blinks(source: str | int | os.PathLike, *, every: int = 1, min_face: float = 40.0,
                  config: ActiveConfig | None = None, finder=None, landmarker=None,
+                 passive: PassiveLiveness | None = None,
                  limit: int | None = None) -> BlinkReport:
     """Blinks of every face (at least ``min_face`` pixels) in a video: who blinked and when.
 
@@ -661,7 +689,7 @@ def count_blinks(source: str | int | os.PathLike, *, every: int = 1, min_face: f
         from ..models.registry import load_landmarker
 
         landmarker = load_landmarker()
-    tracker = _Tracker(config or ActiveConfig(), min_face)
+    tracker = _Tracker(config or ActiveConfig(), min_face, passive)
     frames = 0
     last_s = 0.0
     previous = None

@@ -378,6 +378,27 @@ def create_app(settings: ServiceSettings) -> FastAPI:
 
         return await service.pool.submit(settings.profile, run)
 
+    @app.post("/v1/liveness", response_model=schemas.LivenessCheckOut, tags=["faces"],
+              openapi_extra={"requestBody": {"content": schemas.IMAGE_BODY, "required": True,
+                                             "description": "field `image`: the whole camera frame (not a face "
+                                                            "crop), as a file or base64 in JSON"}})
+    async def liveness(request: Request, key: AnyReader) -> dict:
+        """Passive liveness of every face in one image: live, or a print or screen attack, and why."""
+        images, _ = await _read_images(request, ("image",), 1)
+        label, data = _one(images, "image")
+
+        def run(engine) -> dict:
+            image = picking.load(engine, data, label)
+            faces = engine.detect(image)
+            checks = [(f.box.as_list(), engine.check_live(f)) for f in faces]
+            if not checks:
+                checks = [(None, engine.liveness_model.check(image, None))]
+            request.state.audit_details = {"faces": len(faces), "live": sum(c.is_live for _, c in checks)}
+            return {"width": image.shape[1], "height": image.shape[0], "is_live": all(c.is_live for _, c in checks),
+                    "faces": [{"box": box, "liveness": c.to_dict()} for box, c in checks]}
+
+        return await service.pool.submit(settings.profile, run)
+
     @app.post("/v1/verify", response_model=schemas.VerifyOut, tags=["faces"],
               openapi_extra={"requestBody": {"content": schemas.PAIR_BODY, "required": True,
                                              "description": "fields `a` and `b`: one face each, or name it with "

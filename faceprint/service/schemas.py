@@ -86,12 +86,37 @@ class DetectOut(BaseModel):
     faces: list[DetectedFace]
 
 
+class LivenessCueOut(BaseModel):
+    cue: str = Field(description="moire, colour gamut, washed out or glare")
+    value: float
+    limit: float = Field(description="the value 99% of live photos stay within")
+    text: str
+
+
 class LivenessOut(BaseModel):
-    score: float = Field(description="probability that the face is live (not a photo or screen)")
-    is_live: bool
+    score: float = Field(description="probability (0-1) that the face is live (not a photo or screen)")
+    is_live: bool = Field(description="score >= threshold")
     threshold: float
-    reason: str | None
+    attack_type: str = Field(description="the attack the model finds more likely: print or screen")
+    attack_probability: float = Field(description="its probability (0-1)")
+    context: float = Field(description="image around the face, in face-box sizes (below 1.5: a tight crop, live "
+                                       "faces are rejected more often; send the whole camera frame)")
+    cues: list[LivenessCueOut] = Field(description="recapture cues that fired (rejected faces only)")
+    reason: str | None = Field(description="why the face was judged an attack, or what limited the check")
     model: str
+
+
+class LivenessFace(BaseModel):
+    box: list[float] | None = Field(description="[x, y, width, height]; null when no face was found and the whole "
+                                                "image was checked")
+    liveness: LivenessOut
+
+
+class LivenessCheckOut(BaseModel):
+    width: int
+    height: int
+    is_live: bool = Field(description="every face live")
+    faces: list[LivenessFace] = Field(description="largest face first; the whole image when no face was found")
 
 
 class VerifyOut(BaseModel):

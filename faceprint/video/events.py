@@ -55,7 +55,9 @@ class TrackEvent:
     ``threshold``. ``frame`` and ``time_s``: where in the video the event happened (seconds from
     the start; they run on across loops and reconnections); ``first_s`` and ``last_s``: the
     track's first and latest observation. ``wall``: local wall-clock time of the event, ISO 8601
-    with UTC offset and milliseconds. ``source``: the video's label.
+    with UTC offset and milliseconds. ``source``: the video's label. ``live``: the track's passive
+    liveness so far (mean live score at or above the threshold), or None when not checked
+    (``faceprint video`` without ``--require-live``); it is in the JSON only when checked.
     """
 
     kind: EventKind
@@ -70,6 +72,7 @@ class TrackEvent:
     last_s: float
     wall: str
     source: str
+    live: bool | None = None
 
     def to_dict(self) -> dict:
         """A JSON-ready description (the line written to the events file, the webhook's body)."""
@@ -77,7 +80,7 @@ class TrackEvent:
                 "score": None if self.score is None else round(self.score, 4),
                 "threshold": round(self.threshold, 4), "nearest": self.nearest, "frame": self.frame,
                 "t": round(self.time_s, 3), "first_s": round(self.first_s, 3), "last_s": round(self.last_s, 3),
-                "wall": self.wall, "source": self.source}
+                "wall": self.wall, "source": self.source, **({"live": self.live} if self.live is not None else {})}
 
 
 class EventSink(Protocol):

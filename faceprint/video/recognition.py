@@ -49,6 +49,7 @@ import numpy as np
 
 from ..engine import Engine
 from ..gallery import GalleryStore
+from ..models.pad_passive import TrackLiveness
 from ..types import Box, Candidate, Face
 from .events import EventKind, TrackEvent
 from .source import Frame, VideoSource
@@ -74,7 +75,9 @@ class VideoSettings:
     (hysteresis: a name is not dropped and re-given as the score wavers). ``max_age_s``: seconds
     a track survives without a detection. ``cut_threshold``: mean absolute grey difference (0-255)
     of two 64x36 thumbnails that marks a scene cut. ``max_frames``: stop after this many source
-    frames. ``prefetch``: frames decoded ahead on a second thread (0: none).
+    frames. ``prefetch``: frames decoded ahead on a second thread (0: none). ``liveness``: check
+    passive liveness of every face at least ``min_face`` wide each time the detector runs, and keep
+    the mean live score of each track (:class:`~faceprint.models.pad_passive.TrackLiveness`).
     """
 
     every: int = 6
@@ -90,6 +93,7 @@ class VideoSettings:
     cut_threshold: float = 20.0
     max_frames: int | None = None
     prefetch: int = 8
+    liveness: bool = False
 
     def __post_init__(self) -> None:
         if self.every < 1 or self.min_every < 1 or self.min_every > self.every:
@@ -119,7 +123,8 @@ class TrackRecord:
     ``score``: similarity of the track's aggregate template to ``person`` (or to the nearest
     enrolled person when unknown). ``best_score``: the highest single-template score for that
     person. ``label_changes``: (frame, person) each time the online decision changed, starting
-    with the first decision.
+    with the first decision. ``liveness``: the passive liveness of the track over its detected
+    frames (None unless :attr:`VideoSettings.liveness`).
     """
 
     track_id: int
@@ -130,6 +135,7 @@ class TrackRecord:
     templates: int = 0
     observations: list[Observation] = field(default_factory=list)
     label_changes: list[tuple[int, str | None]] = field(default_factory=list)
+    liveness: TrackLiveness | None = None
 
     @property
     def first_s(self) -> float:
@@ -162,6 +168,7 @@ class TrackRecord:
             "templates": self.templates,
             "identity_switches": self.identity_switches,
             "label_changes": [{"frame": f, "person": p} for f, p in self.label_changes],
+            **({"liveness": self.liveness.to_dict()} if self.liveness is not None else {}),
             "boxes": [o.to_dict() for o in self.observations],
         }
 
@@ -301,6 +308,7 @@ class _Identity:
     best_by_person: dict[str, float] = field(default_factory=dict)
     announced: bool = False  # a "seen" event was reported
     announced_person: str | None = None
+    liveness: TrackLiveness | None = None
 
 
 def prefetched(frames: Iterable[Frame], depth: int) -> Iterator[Frame]:
@@ -395,7 +403,8 @@ class VideoRecognizer:
                                 threshold=threshold, nearest=identity.nearest, frame=frame.index,
                                 time_s=frame.time_s, first_s=record.first_s, last_s=record.last_s,
                                 wall=datetime.now().astimezone().isoformat(timespec="milliseconds"),
-                                source=source.label))
+                                source=source.label,
+                                live=identity.liveness.is_live if identity.liveness is not None else None))
 
         def close(track_id: int, last_detected: int, trim: bool, frame: Frame) -> None:
             record = records.pop(track_id, None)
@@ -487,8 +496,19 @@ class VideoRecognizer:
         stats.detections += 1
         stats.stage_s["detect"] += perf() - t0
 
-        t0 = perf()
         s = self.settings
+        if s.liveness:
+            t0 = perf()
+            for face, track_id in zip(faces, ids, strict=True):
+                if track_id is None or min(face.box.width, face.box.height) < s.min_face:
+                    continue
+                identity = identities.setdefault(track_id, _Identity())
+                if identity.liveness is None:
+                    identity.liveness = TrackLiveness(threshold=self.engine.liveness_model.threshold)
+                identity.liveness.add(self.engine.check_live(face))
+            stats.stage_s["liveness"] = stats.stage_s.get("liveness", 0.0) + perf() - t0
+
+        t0 = perf()
         wanted: list[tuple[int, Face]] = []
         for face, track_id in zip(faces, ids, strict=True):
             if track_id is None or min(face.box.width, face.box.height) < s.min_face:
@@ -539,6 +559,7 @@ class VideoRecognizer:
         record.score = identity.score
         record.nearest = identity.nearest
         record.templates = identity.templates
+        record.liveness = identity.liveness
         if identity.nearest is not None:
             record.best_score = identity.best_by_person.get(identity.nearest)
         return record

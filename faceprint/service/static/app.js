@@ -149,7 +149,30 @@ async function deletePerson(name) {
   } catch (e) { say(e.message, true); }
 }
 
-function drawResults(file, result) {
+// The passive liveness of /v1/liveness whose face box overlaps `box` [x, y, w, h] most (null when none does).
+function livenessFor(box, checks) {
+  let best = null;
+  let bestOverlap = 0;
+  const [x, y, w, h] = box;
+  for (const c of checks) {
+    if (!c.box) continue;
+    const [a, b, cw, ch] = c.box;
+    const iw = Math.min(x + w, a + cw) - Math.max(x, a);
+    const ih = Math.min(y + h, b + ch) - Math.max(y, b);
+    if (iw <= 0 || ih <= 0) continue;
+    const overlap = (iw * ih) / (w * h + cw * ch - iw * ih);
+    if (overlap > bestOverlap) [best, bestOverlap] = [c.liveness, overlap];
+  }
+  return best;
+}
+
+// The badge under a face box: LIVE and the live score, or SPOOF, the attack type and its probability.
+function livenessBadge(live) {
+  return live.is_live ? `LIVE ${live.score.toFixed(2)}`
+    : `SPOOF ${live.attack_type} ${live.attack_probability.toFixed(2)}`;
+}
+
+function drawResults(file, result, checks = []) {
   const img = new Image();
   img.onload = () => {
     const canvas = $("result-canvas");
@@ -175,6 +198,16 @@ function drawResults(file, result) {
       ctx.fillRect(x, Math.max(0, y - th), tw, th);
       ctx.fillStyle = "#fff";
       ctx.fillText(label, x + 4, Math.max(th - 6, y - 6));
+      const live = livenessFor(f.face.box, checks);
+      if (live) {
+        const badge = livenessBadge(live);
+        const bw = ctx.measureText(badge).width + 8;
+        const top = Math.min(canvas.height - th, y + h);
+        ctx.fillStyle = live.is_live ? "#1f6fb2" : "#c25400";
+        ctx.fillRect(x, top, bw, th);
+        ctx.fillStyle = "#fff";
+        ctx.fillText(badge, x + 4, top + th - 6);
+      }
     }
     URL.revokeObjectURL(img.src);
     $("result-figure").hidden = false;
@@ -184,6 +217,12 @@ function drawResults(file, result) {
     const li = document.createElement("li");
     li.className = f.skipped ? "skipped" : f.unknown ? "unknown" : "known";
     li.textContent = faceVerdict(f, i, result.threshold, result.fmr);  // verdict.js
+    const live = livenessFor(f.face.box, checks);
+    if (live) {
+      li.dataset.liveness = live.is_live ? "live" : "spoof";
+      li.textContent += live.is_live ? ` · passive liveness: live (${live.score.toFixed(2)})`
+        : ` · passive liveness: SPOOF suspected, ${live.attack_type} (${live.reason})`;
+    }
     return li;
   });
   $("identify-results").replaceChildren(...items);
@@ -308,9 +347,11 @@ $("identify-form").addEventListener("submit", guard(async () => {
   const file = $("identify-file").files[0];
   const form = new FormData();
   form.append("image", file, file.name);
+  const check = new FormData();
+  check.append("image", file, file.name);
   say("Identifying...");
-  const r = await api("POST", base() + "/identify", form);
-  drawResults(file, r);
+  const [r, live] = await Promise.all([api("POST", base() + "/identify", form), api("POST", "/v1/liveness", check)]);
+  drawResults(file, r, live.faces);
   const known = r.faces.filter((f) => !f.unknown).length;
   const skipped = r.faces.filter((f) => f.skipped).length;
   say(`${r.faces.length} face(s): ${known} known, ${r.faces.length - known - skipped} unknown` +
