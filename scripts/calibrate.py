@@ -3,19 +3,21 @@
 Only DevTrain images are used (View 1's DevTest people are disjoint from them), so DevTest figures
 reported by ``faceprint eval lfw`` stay unbiased. Writes ``faceprint/calibration.json``.
 
-1. Templates of each single-model profile (sface, facenet, dlib; flip on) and of "fast" for
-   every DevTrain image, through the same detection path as ``faceprint eval lfw``.
+1. Templates of every profile asked for, and of each member of every fused one (run as a
+   one-model profile with that member's flip and zooms), for every DevTrain image, through the same
+   detection path as ``faceprint eval lfw``.
 2. Every pair of DevTrain images: same person = mated, else impostor (about 2.2 thousand mated
    and 5.9 million impostor pairs).
-3. Fusion weights of the "accurate" profile's embedders: a grid over the simplex (step 0.05) of
-   weighted sums of the per-model cosines, minimising FNMR at FMR 1e-3 over those pairs (ties:
+3. Fusion weights of each fused profile's members: a grid over the simplex (``--step``, 0.01) of
+   weighted sums of the per-member cosines, minimising FNMR at FMR 1e-3 over those pairs (ties:
    FNMR at 1e-4, then EER), with the impostor side subsampled to one million pairs for speed.
    Because each template block is a unit vector scaled by sqrt(weight), the weighted sum is
-   exactly the dot product of the fused templates the "accurate" profile makes.
-4. For every profile, the cosine threshold at FMR 1e-2 ... 1e-5 on the impostor pairs.
+   exactly the dot product of the fused templates the profile makes.
+4. For every profile asked for, the cosine threshold at FMR 1e-2 ... 1e-5 on the impostor pairs;
+   the entries of the other profiles in calibration.json are kept as they are.
 
     python scripts/calibrate.py --images ../shared/data/lfw-view1/images \
-        --pairs ../shared/data/lfw-view1/pairsDevTrain.txt
+        --pairs ../shared/data/lfw-view1/pairsDevTrain.txt --profiles accurate
 """
 
 from __future__ import annotations
@@ -33,20 +35,16 @@ from faceprint.engine import Engine
 from faceprint.evaluation.lfw import read_pairs
 from faceprint.evaluation.metrics import eer, threshold_at_fmr
 from faceprint.evaluation.runner import lfw_templates
+from faceprint.pipeline.embedding import FusionPart
 
 FMRS = (1e-2, 1e-3, 1e-4, 1e-5)
-SINGLE = ("sface", "facenet", "dlib")
-FUSED = tuple(part.model for part in profiles.get("accurate").parts)
 CALIBRATION = Path(__file__).resolve().parents[1] / "faceprint" / "calibration.json"
 
 
-def all_pair_scores(matrix: np.ndarray, people: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Cosines of every unordered pair of rows, split into (mated, impostor)."""
-    sims = matrix @ matrix.T
-    upper = np.triu_indices(len(people), k=1)
-    same = people[upper[0]] == people[upper[1]]
-    scores = sims[upper]
-    return scores[same], scores[~same]
+def member(profile: profiles.Profile, part: FusionPart) -> profiles.Profile:
+    """Member ``part`` of fused ``profile`` as a one-model profile with the same flip and zooms."""
+    return profiles.Profile(name=f"{profile.name}.{part.model}", model_id=f"{profile.model_id}.{part.model}",
+                            parts=(FusionPart(part.model, 1.0, profile.flips(part), part.zooms),), flip=profile.flip)
 
 
 def fnmr_at(mated: np.ndarray, impostor: np.ndarray, fmr: float) -> float:
@@ -60,67 +58,77 @@ def quick_fnmr(mated: np.ndarray, impostor: np.ndarray, fmr: float) -> float:
     return float(np.mean(mated < np.partition(impostor, rank)[rank]))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=Path, required=True)
-    parser.add_argument("--pairs", type=Path, required=True, help="pairsDevTrain.txt")
-    parser.add_argument("--step", type=float, default=0.05)
-    parser.add_argument("--dry-run", action="store_true", help="print, do not write calibration.json")
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-
-    names = sorted({p.a for p in read_pairs(args.pairs)} | {p.b for p in read_pairs(args.pairs)})
-    people = np.array([n.split("/")[0] for n in names])
-    blocks = {}
-    for profile in (*SINGLE, "fast"):
-        engine = Engine(profile, threshold=0.0)
-        templates, how = lfw_templates(engine, args.images, names)
-        blocks[profile] = np.stack([templates[n] for n in names])
-        print(f"{profile}: {len(names)} templates ({how})")
-
-    pair_sets = {p: all_pair_scores(blocks[p], people) for p in blocks}
-    mated_n, impostor_n = len(pair_sets["sface"][0]), len(pair_sets["sface"][1])
-    print(f"{mated_n} mated and {impostor_n} impostor pairs")
-    for p, (m, i) in pair_sets.items():
-        print(f"  {p:<8} FNMR@FMR1e-3 {fnmr_at(m, i, 1e-3):.4f}")
-
-    # Per-model cosines of every pair, for the weight search (float32 to fit in memory).
-    upper = np.triu_indices(len(names), k=1)
-    same = people[upper[0]] == people[upper[1]]
-    cos = np.stack([(blocks[p] @ blocks[p].T)[upper].astype(np.float32) for p in FUSED], axis=1)
+def search_weights(cos: np.ndarray, same: np.ndarray, step: float) -> tuple[np.ndarray, tuple[float, float, float]]:
+    """Weights (summing to one) of the per-member cosines ``cos`` [pairs, members] that minimise
+    (FNMR at FMR 1e-3, at 1e-4, EER) on those pairs, the impostors subsampled to one million."""
     mated = cos[same]
-    impostor = cos[~same][np.random.default_rng(0).choice(int((~same).sum()), 1_000_000, replace=False)]
-    steps = int(round(1 / args.step))
+    impostor = cos[~same]
+    impostor = impostor[np.random.default_rng(0).choice(len(impostor), min(1_000_000, len(impostor)), replace=False)]
+    steps = int(round(1 / step))
     best = None
-    for combo in itertools.product(range(steps + 1), repeat=len(FUSED) - 1):
+    for combo in itertools.product(range(steps + 1), repeat=cos.shape[1] - 1):
         if sum(combo) > steps:
             continue
         w = np.array([*combo, steps - sum(combo)], dtype=np.float32) / steps
         m, i = mated @ w, impostor @ w
-        key = (quick_fnmr(m, i, 1e-3), quick_fnmr(m, i, 1e-4), eer(np.r_[m, i], np.r_[np.ones(len(m)), np.zeros(len(i))])[0])
+        key = (quick_fnmr(m, i, 1e-3), quick_fnmr(m, i, 1e-4))
         if best is None or key < best[0]:
             best = (key, w)
-    (best_fnmr, best_fnmr4, best_eer), weights = best
-    print(f"fusion weights {dict(zip(FUSED, weights.round(3)))}: FNMR@FMR1e-3 {best_fnmr:.4f}, "
-          f"@1e-4 {best_fnmr4:.4f}, EER {best_eer:.4f} (1M impostor subsample)")
+    (fnmr3, fnmr4), w = best
+    m, i = mated @ w, impostor @ w
+    return w, (fnmr3, fnmr4, eer(np.r_[m, i], np.r_[np.ones(len(m)), np.zeros(len(i))])[0])
 
-    fused = cos @ weights
-    pair_sets["accurate"] = (fused[same], fused[~same])
-    calibration = {}
-    for profile, (_, impostor) in pair_sets.items():
-        entry = {
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=Path, required=True)
+    parser.add_argument("--pairs", type=Path, required=True, help="pairsDevTrain.txt")
+    parser.add_argument("--profiles", default=",".join(profiles.names()),
+                        help="profiles to (re)calibrate, comma-separated (default: every current built-in one)")
+    parser.add_argument("--step", type=float, default=0.01, help="grid step of the fusion weights")
+    parser.add_argument("--dry-run", action="store_true", help="print, do not write calibration.json")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+
+    listed = read_pairs(args.pairs)
+    names = sorted({p.a for p in listed} | {p.b for p in listed})
+    people = np.array([n.split("/")[0] for n in names])
+    upper = np.triu_indices(len(names), k=1)
+    same = people[upper[0]] == people[upper[1]]
+    print(f"{int(same.sum())} mated and {int((~same).sum())} impostor pairs of {len(names)} images")
+
+    def templates(profile: profiles.Profile) -> np.ndarray:
+        found, how = lfw_templates(Engine(profile, threshold=0.0), args.images, names)
+        print(f"{profile.name}: {len(names)} templates ({how})")
+        return np.stack([found[n] for n in names])
+
+    calibration = json.loads(CALIBRATION.read_text()) if CALIBRATION.is_file() else {}
+    for name in [n.strip() for n in args.profiles.split(",") if n.strip()]:
+        profile = profiles.get(name)
+        entry: dict = {}
+        if len(profile.parts) > 1:
+            cos = np.stack([(b @ b.T)[upper].astype(np.float32)
+                            for b in (templates(member(profile, p)) for p in profile.parts)], axis=1)
+            weights, (fnmr3, fnmr4, error) = search_weights(cos, same, args.step)
+            entry["weights"] = {p.model: round(float(w), 4) for p, w in zip(profile.parts, weights, strict=True)}
+            print(f"{name}: fusion weights {entry['weights']}: FNMR@FMR1e-3 {fnmr3:.4f}, @1e-4 {fnmr4:.4f}, "
+                  f"EER {error:.4f} (1M impostor subsample)")
+            scores = cos @ weights
+        else:
+            block = templates(profile)
+            scores = (block @ block.T)[upper]
+        impostor = scores[~same]
+        print(f"{name}: FNMR@FMR1e-3 {fnmr_at(scores[same], impostor, 1e-3):.4f}")
+        calibration[profile.model_id] = {
             "thresholds": {f"{f:g}": round(float(threshold_at_fmr(impostor, f)), 5) for f in FMRS},
-            "calibrated_on": f"LFW View 1 DevTrain: {impostor_n} impostor pairs of {len(names)} images",
+            "calibrated_on": f"LFW View 1 DevTrain: {len(impostor)} impostor pairs of {len(names)} images",
+            **entry,
         }
-        if profile == "accurate":
-            entry["weights"] = {m: round(float(w), 4) for m, w in zip(FUSED, weights)}
-        calibration[f"faceprint-{profile}-v1"] = entry
     text = json.dumps(calibration, indent=2)
     print(text)
     if not args.dry_run:
         CALIBRATION.write_text(text + "\n")
         print(f"wrote {CALIBRATION}")
-
 
 if __name__ == "__main__":
     main()

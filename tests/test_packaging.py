@@ -44,7 +44,8 @@ def _sha256(path: Path) -> str:
 def test_bundled_weights_are_the_recorded_files_with_their_licences():
     manifest = json.loads((WEIGHTS / "manifest.json").read_text())
     assert set(manifest) == {p.name for p in WEIGHTS.glob("*.onnx")}
-    assert {e["model"] for e in manifest.values()} == {"yunet", "sface", "minifasnet-v2", "minifasnet-v1se"}
+    assert {e["model"] for e in manifest.values()} == {"yunet", "sface", "dlib-int8", "minifasnet-v2",
+                                                       "minifasnet-v1se"}
     for name, entry in manifest.items():
         path = WEIGHTS / name
         assert path.stat().st_size == entry["bytes"], name
@@ -52,7 +53,8 @@ def test_bundled_weights_are_the_recorded_files_with_their_licences():
         licence = (WEIGHTS / entry["licence_file"]).read_text()
         assert name in licence, f"{entry['licence_file']} does not say which file it covers"
         expected = {"MIT": "Permission is hereby granted, free of charge",
-                    "Apache-2.0": "Apache License\n                           Version 2.0"}[entry["licence"]]
+                    "Apache-2.0": "Apache License\n                           Version 2.0",
+                    "CC0-1.0": "CC0 1.0 Universal"}[entry["licence"]]
         assert expected in licence, entry["licence_file"]
         assert registry.card(entry["model"]).licence == entry["licence"]
     assert base.bundled_weights()["face_detection_yunet_2023mar.onnx"].path == WEIGHTS / "face_detection_yunet_2023mar.onnx"
@@ -91,7 +93,7 @@ class _Located(Exception):
     """Raised by the spies below once a model has said where its weights are."""
 
 
-@pytest.mark.parametrize("name", sorted(PACKAGED) + ["yunet", "sface"])
+@pytest.mark.parametrize("name", sorted(PACKAGED) + ["yunet", "sface", "dlib-int8"])
 def test_doctor_looks_where_each_model_loads_its_weights(name, monkeypatch):
     """Each model's loader is stopped at the moment it asks for its file: the doctor asks for the same."""
     asked = []
@@ -101,7 +103,7 @@ def test_doctor_looks_where_each_model_loads_its_weights(name, monkeypatch):
         raise _Located
 
     module = sys.modules[registry._BUILTIN[name].__module__]
-    lookup = "weights_file" if name in ("yunet", "sface") else "package_file"
+    lookup = "weights_file" if name in ("yunet", "sface", "dlib-int8") else "package_file"
     monkeypatch.setattr(module, lookup, spy)
     with pytest.raises(_Located):
         registry._BUILTIN[name]()

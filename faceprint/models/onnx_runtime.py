@@ -6,26 +6,44 @@ import os
 import threading
 from pathlib import Path
 
+import cv2
 import numpy as np
 import onnxruntime as ort
+
+
+def default_threads() -> int:
+    """Threads per ONNX Runtime session: as many as OpenCV may use (``cv2.setNumThreads``).
+
+    One setting for both runtimes of the pipeline: a worker process that holds OpenCV to one thread
+    (video, batch enrolment, the service's workers) holds ONNX Runtime to one too.
+    """
+    return max(1, int(cv2.getNumThreads()))
 
 
 class OnnxModel:
     """A CPU ONNX Runtime session with one image input and one output.
 
-    Models exported with a fixed batch of 1 are run one crop at a time; models with a dynamic
-    batch dimension get the whole batch at once.
+    ``model`` is an ONNX file or its serialised bytes (a graph rewritten in memory); ``name``
+    labels it in messages. ``threads``: intra-op threads (default :func:`default_threads`, read
+    when the session is made); idle threads sleep rather than spin, so a session never burns a
+    core another process needs. Models exported with a fixed batch of 1 are run one crop at a
+    time; models with a dynamic batch dimension get the whole batch at once.
     """
 
-    def __init__(self, path: str | os.PathLike, threads: int | None = None) -> None:
+    def __init__(self, model: str | os.PathLike | bytes, threads: int | None = None, name: str | None = None) -> None:
         options = ort.SessionOptions()
         options.log_severity_level = 3
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if threads:
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
-        self.path = Path(path)
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        options.intra_op_num_threads = threads or default_threads()
+        options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        if isinstance(model, bytes):
+            self.path = Path(name or "<in memory>")
+            source: str | bytes = model
+        else:
+            self.path = Path(model)
+            source = str(model)
+        self.session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
         first = self.session.get_inputs()[0]
         self.input_name = first.name
         self.input_shape = list(first.shape)

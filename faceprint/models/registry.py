@@ -14,7 +14,7 @@ from collections.abc import Callable
 from ..errors import UnknownModelError
 from .base import Detector, Embedder, ModelCard
 from .dlib_landmarks import DlibLandmarker
-from .dlib_resnet import DlibResNetEmbedder
+from .dlib_resnet import DlibInt8Embedder, DlibResNetEmbedder
 from .facenet import FaceNetEmbedder
 from .minifasnet import MiniFASNetV1SE, MiniFASNetV2
 from .morph_detector import MorphDetector
@@ -24,7 +24,7 @@ from .yunet import YuNetDetector
 
 # Detectors and embedders, then the models used beside recognition (landmarks, liveness, morphs).
 _BUILTIN: dict[str, type] = {
-    cls.card.name: cls for cls in (YuNetDetector, SFaceEmbedder, FaceNetEmbedder, DlibResNetEmbedder,
+    cls.card.name: cls for cls in (YuNetDetector, SFaceEmbedder, FaceNetEmbedder, DlibResNetEmbedder, DlibInt8Embedder,
                                    DlibLandmarker, MiniFASNetV2, MiniFASNetV1SE, PassiveLiveness, MorphDetector)
 }
 _FACTORIES: dict[str, tuple[ModelCard, Callable[[], Detector | Embedder]]] = {

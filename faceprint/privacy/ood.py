@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from ..errors import FaceprintError, ModelMismatchError
-from ..pipeline.embedding import Recognizer, l2_normalize
+from ..pipeline.embedding import Recognizer
 from ..types import Template
 
 log = logging.getLogger(__name__)
@@ -114,17 +114,13 @@ class OodCheck:
 def embed_as_aligned(recognizer: Recognizer, crops: list[np.ndarray]) -> np.ndarray:
     """Fused templates ``[n, dim]`` of RGB uint8 ``crops`` fed to every embedder as if aligned faces.
 
-    Each crop is resized to each embedder's input size; flip and fusion follow the recognizer,
-    exactly as :meth:`Recognizer.embed` does after alignment. Used to measure the check on non-faces.
+    Each crop is resized to each embedder's input size and stands for every zoom of the part (a
+    crop without landmarks has no zoom); flip and fusion follow the recognizer, exactly as
+    :meth:`Recognizer.embed` does after alignment. Used to measure the check on non-faces.
     """
     blocks = []
-    for part, embedder in zip(recognizer.parts, recognizer.embedders, strict=True):
+    for i, (part, embedder) in enumerate(zip(recognizer.parts, recognizer.embedders, strict=True)):
         width, height = embedder.crop_size
         x = np.stack([cv2.resize(c, (width, height), interpolation=cv2.INTER_AREA) for c in crops])
-        if recognizer.flip:
-            both = embedder.embed_crops(np.concatenate([x, x[:, :, ::-1]]))
-            raw = both[: len(x)] + both[len(x):]
-        else:
-            raw = embedder.embed_crops(x)
-        blocks.append(l2_normalize(raw) * np.float32(np.sqrt(part.weight)))
-    return l2_normalize(np.concatenate(blocks, axis=1))
+        blocks.append(recognizer.part_embeddings(i, np.concatenate([x] * len(part.zooms))))
+    return recognizer.fuse(blocks)
