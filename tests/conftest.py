@@ -36,7 +36,7 @@ def engine_fast(data_dir):
 
 @pytest.fixture(scope="session")
 def engine(data_dir):
-    """The default "accurate" profile (fused SFace + FaceNet + dlib with flip), shared by the session."""
+    """The default "accurate" profile (SFace and int8 dlib ResNet, fused, with flip), shared by the session."""
     from faceprint import Engine
 
     return Engine("accurate")

@@ -157,7 +157,7 @@ def test_identify_with_other_profile_is_a_model_mismatch(capsys, data_dir, tmp_p
     assert code == 2
     assert out == ""
     assert_one_line_error(err)
-    assert "model" in err and "faceprint-fast-v1" in err and "faceprint-accurate-v1" in err
+    assert "model" in err and "faceprint-fast-v1" in err and "faceprint-accurate-v2" in err
 
 
 def test_people_on_missing_gallery(capsys, tmp_path):

@@ -33,7 +33,7 @@ from faceprint.errors import (
 from faceprint.evaluation.lfw import read_pairs
 from faceprint.gallery import Gallery
 
-EMBEDDER_DIMS = {"sface": 128, "facenet": 512, "dlib": 128}
+EMBEDDER_DIMS = {"sface": 128, "facenet": 512, "dlib": 128, "dlib-int8": 128}
 
 
 # -- helpers ---------------------------------------------------------------------------------
