@@ -131,12 +131,15 @@ def test_cli_eval_morph_on_a_small_pairs_file(lfw, tmp_path, capsys, engine_fast
 
 def test_fused_template_blocks_are_the_single_model_templates(lfw, engine):
     from faceprint import Engine
+    from faceprint.profiles import names
 
     image = lfw / "images" / A
     fused = {"x": engine.embed(image, largest=True).vector}
     parts = M.part_templates(engine, fused)
     assert set(parts) == {p.model for p in engine.profile.parts}
     for model, templates in parts.items():
-        alone = Engine(model).embed(image, largest=True).vector
         assert float(np.linalg.norm(templates["x"])) == pytest.approx(1.0, abs=1e-4)
+        if model not in names():  # dlib-int8 (with its zooms) has no single-model profile to compare with
+            continue
+        alone = Engine(model).embed(image, largest=True).vector
         assert float(templates["x"] @ alone) > 0.9999

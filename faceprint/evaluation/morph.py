@@ -241,7 +241,7 @@ def part_templates(engine: Engine, templates: dict[str, np.ndarray]) -> dict[str
 def _profile_results(engine: Engine, root: Path, morph_dir: Path, cases: list[MorphCase], mated: list[Pair],
                      progress: bool, cache: bool) -> list[ProfileMorphResult]:
     """The fused profile's result, then one per embedder of a fusion (with its single-model profile's thresholds)."""
-    from ..profiles import get
+    from ..profiles import get, names
 
     refs = sorted({c.ref_a for c in cases} | {c.ref_b for c in cases} | {p.a for p in mated} | {p.b for p in mated})
     ref_t, _ = lfw_templates(engine, root, refs, progress=progress, cache=cache)
@@ -251,8 +251,10 @@ def _profile_results(engine: Engine, root: Path, morph_dir: Path, cases: list[Mo
     if len(profile.parts) > 1:
         refs_by_part, morphs_by_part = part_templates(engine, ref_t), part_templates(engine, morph_t)
         for part in profile.parts:
+            if part.model not in names():  # no single-model profile of this embedder (dlib-int8)
+                continue
             single = get(part.model)
-            if single.flip != profile.flip or len(single.parts) != 1:
+            if single.flip != profile.flip or len(single.parts) != 1 or part.zooms != single.parts[0].zooms:
                 continue
             results.append(_result(f"{part.model} (in {profile.name})", single.model_id, single.thresholds,
                                    morphs_by_part[part.model], refs_by_part[part.model], cases, mated))
