@@ -69,7 +69,8 @@ class Scorer:
     def __init__(self, old_weights: Path | None) -> None:
         self.detector = YuNetDetector()
         self.pad = PassiveLiveness()
-        self.old = LogisticWeights.load(old_weights, FEATURE_VERSION, ValueError, "git history") if old_weights else None
+        self.old = (LogisticWeights.load(old_weights, FEATURE_VERSION, ValueError, "git history")
+                    if old_weights else None)
 
     def box(self, image: np.ndarray) -> tuple[Box, bool]:
         faces = self.detector.detect(image)
@@ -179,7 +180,8 @@ def context_cost(scorer: Scorer, fresh: bool) -> list[dict]:
     """The same faces cropped with less and less context around the box, scored without and with padding."""
 
     def build():
-        items = [("bona_fide", "photos", load_image(p)) for p in images_in(DATA / "pairs-small") + images_in(DATA / "video")]
+        photos = images_in(DATA / "pairs-small") + images_in(DATA / "video")
+        items = [("bona_fide", "photos", load_image(p)) for p in photos]
         capture = cv2.VideoCapture(str(DATA / "video" / "short_hamilton_clip.mp4"))
         index = 0
         while True:
@@ -252,16 +254,16 @@ def choose_threshold(bona_train: np.ndarray) -> float:
     return float(s[k])
 
 
-def analyse(sets: dict[str, list[dict]], ctx: list[dict], have_old: bool) -> dict:
+def analyse(sets: dict[str, list[dict]], ctx: list[dict], old_threshold: float | None) -> dict:
     lfw_train, lfw_test = pick(sets["lfw"], split="train"), pick(sets["lfw"], split="test")
     report: dict = {"versions": versions(), "threshold_rule": f"highest threshold with BPCER <= {BPCER_CAP:.0%} "
                                                               "on LFW View 1 DevTrain bona fide images"}
     thresholds = {"new": choose_threshold(live(lfw_train))}
     report["threshold_chosen"] = thresholds["new"]
     report["threshold_shipped"] = THRESHOLD
-    models = ["new"] + (["old"] if have_old else [])
-    if have_old:
-        thresholds["old"] = 0.825  # the retired model's own operating point (chosen on its synthetic validation)
+    models = ["new"] + (["old"] if old_threshold is not None else [])
+    if old_threshold is not None:
+        thresholds["old"] = old_threshold  # the retired model's own operating point, stored with its weights
     report["iso"] = {}
     for model in models:
         t = thresholds[model]
@@ -272,21 +274,23 @@ def analyse(sets: dict[str, list[dict]], ctx: list[dict], have_old: bool) -> dic
         synth_train = {k: live(pick(sets["synth_train"], k), model) for k in ATTACK_TYPES}
         rows = [
             iso_row("choose: LFW DevTrain vs synthetic (DevTrain people)", live(lfw_train, model), synth_train, t),
-            iso_row("real replay set: its live frames vs its replayed frames", live(pick(sets["replay"], "bona_fide"), model),
-                    {"screen": real_attacks["screen (replay set)"]}, t),
-            iso_row("real attacks (replay set + Silent-Face F1, F2) vs LFW DevTest", live(lfw_test, model), real_attacks, t),
+            iso_row("real replay set: its live frames vs its replayed frames",
+                    live(pick(sets["replay"], "bona_fide"), model), {"screen": real_attacks["screen (replay set)"]}, t),
+            iso_row("real attacks (replay set + Silent-Face F1, F2) vs LFW DevTest", live(lfw_test, model),
+                    real_attacks, t),
             iso_row("synthetic (DevTest people) vs LFW DevTest", live(lfw_test, model), synth_test, t),
             iso_row("synthetic (DevTest people) vs UTKFace", live(sets["utk"], model), synth_test, t),
         ]
         for framing in FRAMINGS:
-            rows.append(iso_row(f"synthetic, framing {framing}, vs LFW DevTest", live(lfw_test, model),
-                                {k: live(pick(sets["synth_test"], k, framing=framing), model) for k in ATTACK_TYPES}, t))
+            framed = {k: live(pick(sets["synth_test"], k, framing=framing), model) for k in ATTACK_TYPES}
+            rows.append(iso_row(f"synthetic, framing {framing}, vs LFW DevTest", live(lfw_test, model), framed, t))
         bpcers = {name: float(np.mean(live(r, model) < t)) for name, r in
-                  (("LFW DevTest", lfw_test), ("UTKFace", sets["utk"]), ("replay set live", pick(sets["replay"], "bona_fide")),
+                  (("LFW DevTest", lfw_test), ("UTKFace", sets["utk"]),
+                   ("replay set live", pick(sets["replay"], "bona_fide")),
                    ("photos with context", sets["context"]), ("Yale (greyscale)", sets["yale"]),
                    ("Silent-Face T1", pick(sets["silent"], "bona_fide")))}
         report["iso"][model] = {"threshold": t, "rows": rows, "bpcer": bpcers,
-                                "silent_face": {r["path"]: round(float(r["probs"][1] if model == "new" else r["old"]), 4)
+                                "silent_face": {r["path"]: round(float(live([r], model)[0]), 4)
                                                 for r in sets["silent"]}}
     t = thresholds["new"]
     # attack type of each class
@@ -303,9 +307,9 @@ def analyse(sets: dict[str, list[dict]], ctx: list[dict], have_old: bool) -> dic
             p = np.array([r["probs"] for r in subset])
             rejected = p[:, 1] < t
             label = name if framing is None else f"{name}, {framing}"
+            among = float(np.mean(p[rejected, 0] > p[rejected, 2])) if rejected.any() else None
             types[label] = {"n": len(subset), "rejected": int(rejected.sum()),
-                            "named_print": float(np.mean(p[:, 0] > p[:, 2])),
-                            "named_print_among_rejected": float(np.mean(p[rejected, 0] > p[rejected, 2])) if rejected.any() else None}
+                            "named_print": float(np.mean(p[:, 0] > p[:, 2])), "named_print_among_rejected": among}
     report["attack_type"] = types
     # per-group BPCER
     groups = []
@@ -328,7 +332,8 @@ def analyse(sets: dict[str, list[dict]], ctx: list[dict], have_old: bool) -> dic
     report["lfw_devtest_people"] = {"people": len(per_person),
                                     "with_any_rejection": sum(p["rejected"] > 0 for p in per_person),
                                     "all_rejected": sum(p["rejected"] == p["n"] for p in per_person),
-                                    "all_rejected_with_one_image": sum(p["rejected"] == p["n"] == 1 for p in per_person),
+                                    "all_rejected_with_one_image": sum(p["rejected"] == p["n"] == 1
+                                                                       for p in per_person),
                                     "people_with_5_or_more": len(many), "worst_with_5_or_more": many[:8]}
     # context cost
     table = {}
@@ -344,7 +349,8 @@ def analyse(sets: dict[str, list[dict]], ctx: list[dict], have_old: bool) -> dic
                               for level in CONTEXT_LEVELS if any(r["level"] == level for r in subset)}
                 table[key]["n"] = len([r for r in subset if r["level"] is None])
     report["context_cost"] = {"correct_rate_by_context": table}
-    report["context_by_set"] = {name: [round(float(q), 2) for q in np.quantile([r["context"] for r in rows], [0.05, 0.5, 0.95])]
+    report["context_by_set"] = {name: [round(float(q), 2)
+                                       for q in np.quantile([r["context"] for r in rows], [0.05, 0.5, 0.95])]
                                 for name, rows in (("LFW", sets["lfw"]), ("UTKFace", sets["utk"]),
                                                    ("replay set", sets["replay"]), ("photos", sets["context"]))}
     # cues: limits at the 99th percentile of DevTrain bona fide, firing rates elsewhere
@@ -358,12 +364,15 @@ def analyse(sets: dict[str, list[dict]], ctx: list[dict], have_old: bool) -> dic
             return float(np.mean(v > limit if cue.above else v < limit)) if v.size else None
 
         cues[cue.name] = {"limit_measured": round(limit, 4), "limit_shipped": cue.limit, "fires": {
-            "LFW DevTest": fires(lfw_test), "UTKFace": fires(sets["utk"]), "replay live": fires(pick(sets["replay"], "bona_fide")),
-            "replay attacks": fires(pick(sets["replay"], "screen")), "Silent-Face F1 print": fires(pick(sets["silent"], "print")),
+            "LFW DevTest": fires(lfw_test), "UTKFace": fires(sets["utk"]),
+            "replay live": fires(pick(sets["replay"], "bona_fide")),
+            "replay attacks": fires(pick(sets["replay"], "screen")),
+            "Silent-Face F1 print": fires(pick(sets["silent"], "print")),
             "Silent-Face F2 screen": fires(pick(sets["silent"], "screen")),
-            "synthetic screen": fires(pick(sets["synth_test"], "screen")), "synthetic print": fires(pick(sets["synth_test"], "print"))}}
+            "synthetic screen": fires(pick(sets["synth_test"], "screen")),
+            "synthetic print": fires(pick(sets["synth_test"], "print"))}}
     report["cues"] = cues
-    if have_old:
+    if old_threshold is not None:
         report["fusion"] = fusion(sets)
     return report
 
@@ -392,13 +401,15 @@ def fusion(sets: dict[str, list[dict]]) -> dict:
     for name, f in (("minifasnet", live), ("fused", fused)):
         t = choose_threshold(f(bona))
         out[name] = {"threshold": t,
-                     "replay EER": pad_metrics(f(pick(sets["replay"], "bona_fide")), {"s": f(pick(sets["replay"], "screen"))}).eer,
+                     "replay EER": pad_metrics(f(pick(sets["replay"], "bona_fide")),
+                                               {"s": f(pick(sets["replay"], "screen"))}).eer,
                      "replay APCER": float(np.mean(f(pick(sets["replay"], "screen")) >= t)),
                      "replay BPCER": float(np.mean(f(pick(sets["replay"], "bona_fide")) < t)),
                      "photos BPCER": float(np.mean(f(sets["context"]) < t)),
                      "LFW DevTest BPCER": float(np.mean(f(pick(sets["lfw"], split="test")) < t)),
                      "UTKFace BPCER": float(np.mean(f(sets["utk"]) < t)),
-                     "synthetic test APCER": {k: float(np.mean(f(pick(sets["synth_test"], k)) >= t)) for k in ATTACK_TYPES}}
+                     "synthetic test APCER": {k: float(np.mean(f(pick(sets["synth_test"], k)) >= t))
+                                              for k in ATTACK_TYPES}}
     return out
 
 
@@ -447,17 +458,17 @@ def speed(old_weights: Path | None, repeats: int) -> dict:
     scorer = Scorer(old_weights)
     out = {}
     for name, path in (("640x480 frame (Silent-Face T1, live)", DATA / "antispoof/silent-face-samples/image_T1.jpg"),
-                       ("640x480 frame (Silent-Face F2, rejected: cues computed)", DATA / "antispoof/silent-face-samples/image_F2.jpg"),
+                       ("640x480 frame (Silent-Face F2, rejected: cues computed)",
+                        DATA / "antispoof/silent-face-samples/image_F2.jpg"),
                        ("250x250 LFW photo", DATA / "lfw-view1/images/Aaron_Peirsol/Aaron_Peirsol_0001.jpg")):
         image = load_image(path)
         box, _ = scorer.box(image)
         face = Face(box=box, landmarks=np.zeros((5, 2), np.float32), score=1.0)
         times = {}
-        for model, fn in (("MiniFASNet check", lambda: scorer.pad.check(image, face)),
-                          ("texture LR (retired)", (lambda: scorer.old.probabilities(pad_features(pad_view(image, box))))
-                           if scorer.old is not None else None)):
-            if fn is None:
-                continue
+        cases = [("MiniFASNet check", lambda: scorer.pad.check(image, face))]
+        if scorer.old is not None:
+            cases.append(("texture LR (retired)", lambda: scorer.old.probabilities(pad_features(pad_view(image, box)))))
+        for model, fn in cases:
             fn()
             wall, cpu = [], []
             for _ in range(repeats):
@@ -494,14 +505,16 @@ def markdown(report: dict) -> str:
                   "|---|---|---:|---:|---:|---:|---:|"]
         for r in block["rows"]:
             per = ", ".join(f"{k} {pct(v)} (n={r['attacks'][k]})" for k, v in r["apcer_per_type"].items())
-            lines.append(f"| {r['set']} ({r['bona_fide']} bona fide) | {per} | {pct(r['apcer_worst'])} | {pct(r['bpcer'])} | "
+            lines.append(f"| {r['set']} ({r['bona_fide']} bona fide) | {per} | {pct(r['apcer_worst'])} | "
+                         f"{pct(r['bpcer'])} | "
                          f"{pct(r['bpcer_at_apcer_5'])} | {pct(r['bpcer_at_apcer_10'])} | {pct(r['eer'])} |")
         lines += ["", "BPCER: " + ", ".join(f"{k} {pct(v)}" for k, v in block["bpcer"].items()),
                   "Silent-Face live scores: " + ", ".join(f"{k} {v}" for k, v in block["silent_face"].items()), ""]
     lines += ["### attack type named (class 0 'print' vs class 2 'screen')", "",
               "| attacks | n | rejected | named print (all) | named print (rejected) |", "|---|---:|---:|---:|---:|"]
     for k, v in report["attack_type"].items():
-        lines.append(f"| {k} | {v['n']} | {v['rejected']} | {pct(v['named_print'])} | {pct(v['named_print_among_rejected'])} |")
+        lines.append(f"| {k} | {v['n']} | {v['rejected']} | {pct(v['named_print'])} | "
+                     f"{pct(v['named_print_among_rejected'])} |")
     lines += ["", "### BPCER per group (UTKFace)", "", "| attribute | group | n | rejected | BPCER | Wilson 95% |",
               "|---|---|---:|---:|---:|---|"]
     for g in report["bpcer_groups"]:
@@ -510,7 +523,8 @@ def markdown(report: dict) -> str:
                      f"{pct(lo)}-{pct(hi)} |")
     p = report["lfw_devtest_people"]
     lines += ["", f"LFW DevTest people: {p['people']}; with a rejected image {p['with_any_rejection']}; all images "
-                  f"rejected {p['all_rejected']} ({p['all_rejected_with_one_image']} of them with one image); people with 5+ images {p['people_with_5_or_more']}, worst:",
+                  f"rejected {p['all_rejected']} ({p['all_rejected_with_one_image']} of them with one image); "
+                  f"people with 5+ images {p['people_with_5_or_more']}, worst:",
               *[f"- {w['person']}: {w['rejected']}/{w['n']} ({pct(w['bpcer'])}, Wilson {pct(w['wilson95'][0])}-"
                 f"{pct(w['wilson95'][1])})" for w in p["worst_with_5_or_more"]],
               "", "### correct decisions by context (crop side in face-box sizes; None = whole image)", "",
@@ -553,7 +567,7 @@ def main(argv: list[str] | None = None) -> int:
         scorer = Scorer(old)
         sets = score_sets(scorer, args.fresh)
         ctx = context_cost(scorer, args.fresh)
-        report = analyse(sets, ctx, old is not None)
+        report = analyse(sets, ctx, scorer.old.threshold if scorer.old is not None else None)
         plot_det(sets, report, args.out / "det.png")
     report["speed_ms"] = speed(old, args.repeats)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -561,7 +575,8 @@ def main(argv: list[str] | None = None) -> int:
     text = markdown(report) if not args.speed_only else json.dumps(report["speed_ms"], indent=1)
     (args.out / "tables.md").write_text(text)
     print(text)
-    log(f"wrote {args.out / 'report.json'}, {args.out / 'tables.md'}" + ("" if args.speed_only else f", {args.out / 'det.png'}"))
+    log(f"wrote {args.out / 'report.json'}, {args.out / 'tables.md'}"
+        + ("" if args.speed_only else f", {args.out / 'det.png'}"))
     return 0
 
 

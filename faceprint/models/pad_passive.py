@@ -126,8 +126,9 @@ class TrackLiveness:
     """The passive score of one face track aggregated over its frames.
 
     ``score`` is the mean live probability of the ``frames`` checked (0-1), ``is_live`` is
-    ``score >= threshold``, ``live_frames`` how many frames passed on their own, and
-    ``attack_type`` the attack class most often named on the frames that failed (None when none failed).
+    ``score >= threshold`` and ``attack_type`` the attack class most often named on the frames that
+    failed on their own (None when none failed); :meth:`to_dict` adds ``live_frames``, how many
+    frames passed on their own.
     """
 
     threshold: float = THRESHOLD
@@ -160,7 +161,7 @@ class TrackLiveness:
         """The attack type named most often on failed frames."""
         if not self.failed_types:
             return None
-        return max(set(self.failed_types), key=self.failed_types.count)
+        return max(sorted(set(self.failed_types)), key=self.failed_types.count)  # a tie: the first by name
 
     def to_dict(self) -> dict:
         """A JSON-ready description."""
