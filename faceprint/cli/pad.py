@@ -21,12 +21,14 @@ def cmd_liveness(args: argparse.Namespace) -> int:
     results = [(f, model.check(image, f)) for f in faces] or [(None, model.check(image, None))]
     rows = [
         (i, f.box.as_list() if f else "whole image", f"{r.score:.3f}", "LIVE" if r.is_live else "ATTACK",
-         f"{r.attack_type} {r.attack_probability:.2f}", f"{r.context:.1f}x", r.reason or "-")
+         "-" if r.is_live else f"{r.attack_type} {r.attack_probability:.2f}", f"{r.context:.1f}x")
         for i, (f, r) in enumerate(results)
     ]
-    text = table(rows, ["#", "box [x, y, w, h]", "live score", "decision", "attack type", "context", "reason"])
-    for i, (_, r) in enumerate(results):
-        text += "".join(f"\n  face {i} cue {c.text}" for c in r.cues)
+    text = table(rows, ["#", "box [x, y, w, h]", "live score", "decision", "attack type", "context"])
+    for i, (_, r) in enumerate(results):  # in full below the table: the reasons are what a person checks
+        if r.reason:
+            text += f"\nface {i}: {r.reason}"
+        text += "".join(f"\n  cue {c.text}" for c in r.cues)
     text += f"\nthreshold {model.threshold:.3f} (model {model.model})"
     payload = {"image": str(args.image), "threshold": model.threshold, "model": model.model,
                "faces": [{"box": f.box.as_list() if f else None, **r.to_dict()} for f, r in results]}
