@@ -333,3 +333,20 @@ def test_blinks_only_reports_each_tracks_passive_score(data_dir, tmp_path, capsy
     tracks = json.loads(capsys.readouterr().out)["tracks"]
     assert tracks and max(t["passive"]["frames"] for t in tracks) >= 20
     assert all(t["passive"]["is_live"] is False for t in tracks if t["passive"]["frames"] >= 5)
+
+
+def test_pad_benchmark_speed_run_reports_both_models(data_dir, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, str(root / "benchmarks" / "pad.py"), "--speed-only", "--repeats", "3",
+                           "--out", str(tmp_path)], capture_output=True, text=True, cwd=root, timeout=300)
+    assert done.returncode == 0, done.stderr
+    speed = json.loads((tmp_path / "report.json").read_text())["speed_ms"]
+    assert len(speed) == 3
+    for cases in speed.values():
+        assert cases["MiniFASNet check"]["cpu_ms"] > 0
+        if (root / ".git").exists():  # the retired model's weights come from git history
+            assert cases["texture LR (retired)"]["cpu_ms"] > 0
