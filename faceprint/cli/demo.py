@@ -68,14 +68,16 @@ def run(data: Path, out: Path, profile: str) -> int:
             continue
         for r in results:
             score = f"{r.best.score:.3f}" if r.best else "-"
-            identity = r.person or ("skipped" if r.skipped else "unknown")
-            print(f"{probe.name:<24} {str(r.face.box.as_list()):<28} {identity:<16} {score:>6}")
+            identity = r.person or "unknown"
+            line = f"{probe.name:<24} {str(r.face.box.as_list()):<28} {identity:<16} {score:>6}"
+            print(f"{probe.name:<24} {str(r.face.box.as_list()):<28} skipped: {r.skipped}" if r.skipped else line)
         if not results:
             print(f"{probe.name:<24} {'(no face)':<28}")
         save_rgb(annotate(image, [r.face for r in results], [r.person for r in results],
                           skipped=[bool(r.skipped) for r in results]),
                  str(out / f"{probe.stem}-identified.jpg"))
-    print(f"\nAnnotated images and the gallery are in {out}/ ({time.perf_counter() - started:.1f} s)")
+    print(f"\nAnnotated images and the gallery are in {out}/ (enrolment and identification took "
+          f"{time.perf_counter() - started:.1f} s, model loading included)")
     return 0
 
 
