@@ -110,15 +110,18 @@ def run_profile(profile: str, args: argparse.Namespace) -> list[dict]:
     rows = []
     non_face = []
     for name, vectors in sets.items():
-        rejected = check.scores(vectors) > check.threshold
+        scores = check.scores(vectors)
+        rejected = scores > check.threshold
         is_face = name.endswith("-faces")
         if not is_face:
             non_face.append(rejected)
         rows.append({"profile": profile, "set": name, "kind": "face" if is_face else "non-face",
-                     "n": len(vectors), "rejected": float(rejected.mean())})
+                     "n": len(vectors), "rejected": float(rejected.mean()),
+                     "scores": [round(float(scores.min()), 1), round(float(scores.max()), 1)]})
     allnf = np.concatenate(non_face)
+    spread = [r["scores"] for r in rows if r["kind"] == "non-face"]
     rows.append({"profile": profile, "set": "all non-faces", "kind": "non-face", "n": len(allnf),
-                 "rejected": float(allnf.mean())})
+                 "rejected": float(allnf.mean()), "scores": [min(lo for lo, _ in spread), max(hi for _, hi in spread)]})
     return rows
 
 
@@ -143,11 +146,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    print("| profile | set | kind | n | rejected as non-face |")
-    print("|---|---|---|---|---|")
+    print("| profile | set | kind | n | rejected as non-face | distance min - max (threshold) |")
+    print("|---|---|---|---|---|---|")
+    thresholds = {p: OodCheck.for_profile(p).threshold for p in {r["profile"] for r in rows}}
     for r in rows:
         what = "false reject" if r["kind"] == "face" else "true reject"
-        print(f"| {r['profile']} | {r['set']} | {r['kind']} | {r['n']} | {100 * r['rejected']:.1f}% ({what}) |")
+        low, high = r["scores"]
+        print(f"| {r['profile']} | {r['set']} | {r['kind']} | {r['n']} | {100 * r['rejected']:.1f}% ({what}) "
+              f"| {low:.1f} - {high:.1f} ({thresholds[r['profile']]:.1f}) |")
     return 0
 
 
