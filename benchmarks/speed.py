@@ -19,8 +19,8 @@ the 1-core worker's process CPU time over that loop per image: on a machine othe
 moves less than wall time does, because time spent waiting for the CPU is not counted.
 
 faceprint, per image: detect = YuNet + quality gate (``engine.finder.find``) + picking the central
-face; align = every crop the profile needs (one per embedder); embed = every embedder, with the
-mirrored crop where the profile flips, plus fusion. face_recognition: detect =
+face; align = every crop the profile needs (one per embedder and zoom); embed = every embedder, with
+the mirrored crops where the profile flips, plus fusion. face_recognition: detect =
 ``face_locations(img)`` (HOG, upsample 1) + picking the central face; embed =
 ``face_encodings(img, [location])`` (5-point landmarks, chip, ResNet, 1 jitter), whose alignment
 is inside the call and cannot be timed apart. Images where nothing is found cost only detection.
