@@ -157,3 +157,15 @@ def test_cli_audit_verify_and_export(tmp_path, capsys):
     capsys.readouterr()
     assert privacy_cli(["audit", "verify", str(log.path)]) == 1
     assert "BROKEN at seq 2" in capsys.readouterr().out
+
+
+def test_cli_audit_on_a_missing_file_is_an_error_not_an_empty_log(tmp_path, capsys):
+    from test_crypto import privacy_cli
+
+    missing = tmp_path / "no-such-audit.log"
+    for argv in (["audit", "verify", str(missing)], ["audit", "export", str(missing)]):
+        capsys.readouterr()
+        assert privacy_cli(argv) == 2
+        err = capsys.readouterr().err
+        assert "no-such-audit.log: no such audit log file" in err and "OK" not in err
+    assert not missing.exists()  # checking it did not create it

@@ -252,3 +252,38 @@ def test_no_subcommand_module_changes_the_shared_defaults():
         args = parser.parse_args(argv)
         assert args.model is None and args.fmr == 1e-3 and args.json is False, argv  # None: the gallery's profile
     assert parser.parse_args(["--model", "fast", "enroll", "--gallery", "g", "--tree", "t"]).model == "fast"
+
+
+def test_a_reader_that_stops_reading_ends_the_command_quietly():
+    """``faceprint models | head -0``: the pipe's reader is gone before anything is written."""
+    import os
+    import subprocess
+    import sys
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # closed before the command starts: its first write fails, deterministically
+    try:
+        run = subprocess.run([sys.executable, "-m", "faceprint", "models"], stdout=write_end,
+                             stderr=subprocess.PIPE, text=True, timeout=300)
+    finally:
+        os.close(write_end)
+    assert run.returncode == 141, run.stderr
+    assert "Traceback" not in run.stderr and "BrokenPipeError" not in run.stderr, run.stderr
+
+
+def test_a_closed_pipe_after_a_short_answer_is_quiet_too(tmp_path):
+    """A short answer sits in the output buffer until the command returns: still exit 141, quietly."""
+    import os
+    import subprocess
+    import sys
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        run = subprocess.run([sys.executable, "-m", "faceprint", "keys", "new", str(tmp_path / "k.key")],
+                             stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=300)
+    finally:
+        os.close(write_end)
+    assert run.returncode == 141, run.stderr
+    assert "BrokenPipeError" not in run.stderr and "Exception ignored" not in run.stderr, run.stderr
+    assert (tmp_path / "k.key").is_file()  # the work was done; only its report had nowhere to go

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -21,6 +22,9 @@ from ..errors import FaceprintError
 from . import core
 
 log = logging.getLogger("faceprint")
+
+#: Exit status when standard output is closed by its reader: 128 + SIGPIPE, as a shell reports it.
+EXIT_PIPE_CLOSED = 141
 
 # Modules that add their own subcommands: each has register(sub, eval_sub, common).
 SUBCOMMAND_MODULES = ("serve", "pad", "liveness", "video", "cluster", "privacy", "trust", "folder", "doctor")
@@ -72,11 +76,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, not as an ignored exception at exit
+        return code
     except FaceprintError as exc:
         print(f"faceprint: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("faceprint: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of standard output stopped reading (``faceprint ... | head``)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python exits
+        return EXIT_PIPE_CLOSED
 

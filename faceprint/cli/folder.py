@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,9 +26,6 @@ from .common import emit, engine_from_args, table
 
 #: The errors one unreadable file raises: reported for that file, the others are still processed.
 FILE_ERRORS = (ImageDecodeError, ImageTooLargeError, UnsupportedInputError)
-
-#: Exit status when standard output is closed by its reader: 128 + SIGPIPE, as a shell reports it.
-EXIT_PIPE_CLOSED = 141
 
 CSV_COLUMNS = ("image", "face", "x", "y", "width", "height", "status", "person", "score", "nearest", "threshold",
                "note")
@@ -104,19 +100,11 @@ def identify_folder(args: argparse.Namespace) -> int:
     """``faceprint identify --gallery G PATH`` for a folder (every image under it) or with ``--format csv``.
 
     Prints a table, CSV rows or JSON lines (see the module docstring); files that cannot be read
-    are listed with their reason. Returns exit status 0 (unreadable files included), or
-    :data:`EXIT_PIPE_CLOSED` when the reader of the output stopped reading (``| head``); raises the
+    are listed with their reason. Returns exit status 0 (unreadable files included); raises the
     gallery's errors (:class:`~faceprint.errors.GalleryError`, model mismatch) and
     :class:`~faceprint.errors.FaceprintError` for a folder without images or ``--out`` with a folder.
+    A reader that stops reading (``| head``) is handled by :func:`faceprint.cli.main`.
     """
-    try:
-        return _identify_folder(args)
-    except BrokenPipeError:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python exits
-        return EXIT_PIPE_CLOSED
-
-
-def _identify_folder(args: argparse.Namespace) -> int:
     root = Path(args.image)
     if args.out:
         raise FaceprintError(f"--out writes the annotated copy of one image, in table or JSON form: for {root} "

@@ -7,10 +7,11 @@ The gallery privacy options every gallery-opening command shares (``--key-file``
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from ..errors import FaceprintError
-from ..privacy.audit import AuditLog, audit_cli
+from ..privacy.audit import AuditLog, AuditLogError, audit_cli
 from ..privacy.cancelable import MODES
 from ..privacy.crypto import KEY_ENV, GalleryKey, load_key, read_key_file, write_key_file
 from .common import add_gallery_privacy_options, emit, gallery_privacy_from_args
@@ -67,9 +68,17 @@ def _parse_head(text: str | None) -> tuple[int, str] | None:
     return int(seq), digest
 
 
+def _existing_log(path: str) -> AuditLog:
+    """The audit log at ``path``; AuditLogError when there is no such file (a mistyped path is not an empty log)."""
+    if not os.path.isfile(path):
+        raise AuditLogError(f"{path}: no such audit log file; give the log that 'faceprint serve' writes "
+                            f"(DATA/audit.log) or that --audit-log / $FACEPRINT_AUDIT_LOG named")
+    return AuditLog(path)
+
+
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     """Check an audit log's hash chain; exit 1 when it is broken."""
-    report = AuditLog(args.log).verify(_parse_head(args.expect_head))
+    report = _existing_log(args.log).verify(_parse_head(args.expect_head))
     if report.ok:
         text = (f"OK: {report.records} record(s), chain intact; head {report.head_seq}:{report.head_hash} "
                 "(keep this head elsewhere to detect truncation)")
@@ -81,7 +90,7 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
 
 def cmd_audit_export(args: argparse.Namespace) -> int:
     """Write an audit log as JSON lines or CSV."""
-    text = AuditLog(args.log).export(args.format)
+    text = _existing_log(args.log).export(args.format)
     if args.out:
         with open(args.out, "w", encoding="utf-8", newline="") as fh:
             fh.write(text)
