@@ -40,3 +40,12 @@ def engine(data_dir):
     from faceprint import Engine
 
     return Engine("accurate")
+
+
+@pytest.fixture(scope="session")
+def clip(data_dir) -> Path:
+    """The Hamilton clip (275 frames, 640x360, two people) the video tests run on."""
+    path = data_dir / "video" / "short_hamilton_clip.mp4"
+    if not path.is_file():
+        pytest.skip(f"{path} not found")
+    return path

@@ -48,14 +48,6 @@ acc = _accuracy_module()
 
 
 @pytest.fixture(scope="module")
-def clip(data_dir) -> Path:
-    path = data_dir / "video" / "short_hamilton_clip.mp4"
-    if not path.is_file():
-        pytest.skip(f"{path} not found")
-    return path
-
-
-@pytest.fixture(scope="module")
 def gallery_path(engine_fast, data_dir, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("video") / "people.db"
     truth, _ = acc.load_truth(TRUTH)

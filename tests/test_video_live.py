@@ -40,14 +40,6 @@ GUARD_S = 300.0  # failure guard for waits on a subprocess: never reached when t
 
 
 @pytest.fixture(scope="module")
-def clip(data_dir) -> Path:
-    path = data_dir / "video" / "short_hamilton_clip.mp4"
-    if not path.is_file():
-        pytest.skip(f"{path} not found")
-    return path
-
-
-@pytest.fixture(scope="module")
 def gallery_path(engine_fast, data_dir, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("live") / "people.db"
     for person in (LIN, ALEX):
