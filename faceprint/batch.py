@@ -58,9 +58,9 @@ from .errors import (
     ImageDecodeError,
     ImageTooLargeError,
     InvalidNameError,
-    PersonNotFoundError,
     UnsupportedInputError,
 )
+from .gallery import stored_digests
 from .gallery.names import normalise_name
 from .pipeline.image_io import ACCEPTED_FORMATS, IMAGE_SUFFIXES
 
@@ -339,12 +339,7 @@ def _duplicate(res: ImageResult, store, pending: list, digests: dict[str, set[st
     """
     person = res.person
     if person not in digests:
-        digests[person] = set()
-        if store is not None:
-            try:
-                digests[person] = {f.sha256 for f in store.faces(person) if f.sha256}
-            except PersonNotFoundError:
-                pass
+        digests[person] = stored_digests(store, person) if store is not None else set()
     if res.sha256 is not None and res.sha256 in digests[person]:
         return ALREADY_ENROLLED
     if not allow_duplicate:

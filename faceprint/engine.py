@@ -29,10 +29,10 @@ from .errors import (
     MultipleFacesError,
     NoFaceError,
     NotAFaceError,
-    PersonNotFoundError,
     UnsupportedInputError,
 )
-from .gallery import EnrolmentItem, Gallery, GalleryStore, PersonRecord, is_postgres_url, open_gallery
+from .gallery import EnrolmentItem, Gallery, GalleryStore, PersonRecord, is_postgres_url, open_gallery, stored_digests
+from .gallery.records import repeated_items
 from .gallery.names import normalise_name
 from .models import registry
 from .pipeline.image_io import DEFAULT_MAX_PIXELS, ImageInput, describe_source, load_image
@@ -393,27 +393,18 @@ class Engine:
         person is not in the gallery, or the gallery does not exist yet.
         """
         person = normalise_name(person)
-        digests = [item.sha256 for item in items]
-        if not any(digests):
+        if not any(item.sha256 for item in items):
             return []
         if isinstance(gallery, (str, os.PathLike)) and not is_postgres_url(gallery) and not os.path.exists(gallery):
             stored: set[str] = set()
         else:
             store = self.open_gallery(gallery)
             try:
-                stored = {f.sha256 for f in store.faces(person) if f.sha256}
-            except PersonNotFoundError:
-                stored = set()
+                stored = stored_digests(store, person)
             finally:
                 if store is not gallery:
                     store.close()
-        seen, out = set(stored), []
-        for i, digest in enumerate(digests):
-            if digest is not None and digest in seen:
-                out.append(i)
-            elif digest is not None:
-                seen.add(digest)
-        return out
+        return repeated_items(items, stored)
 
     def skip_reason(self, face: Face) -> str | None:
         """Why ``face`` would not be searched, e.g. ``"low quality (profile, 0.21)"``; None for a usable face."""

@@ -14,7 +14,7 @@ from typing import Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-from ..errors import GalleryError
+from ..errors import GalleryError, PersonNotFoundError
 from ..privacy.cancelable import CancelableTransform
 from ..privacy.crypto import GalleryKey
 from ..types import Candidate, Template
@@ -22,7 +22,7 @@ from .records import EnrolmentItem, FaceRecord, PersonRecord
 from .sqlite import SCHEMA_VERSION, Gallery
 
 __all__ = ["SCHEMA_VERSION", "EnrolmentItem", "FaceRecord", "Gallery", "GalleryStore", "PersonRecord",
-           "is_postgres_url", "open_gallery"]
+           "is_postgres_url", "open_gallery", "stored_digests"]
 
 _POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
@@ -50,6 +50,14 @@ class GalleryStore(Protocol):
     def search(self, template: Template, k: int = 5) -> list[Candidate]: ...
     def search_many(self, vectors: np.ndarray, k: int = 5) -> list[list[Candidate]]: ...
     def close(self) -> None: ...
+
+
+def stored_digests(store: GalleryStore, person: str) -> set[str]:
+    """The image digests (``FaceRecord.sha256``) of ``person``'s faces in ``store``; empty for an unknown person."""
+    try:
+        return {f.sha256 for f in store.faces(person) if f.sha256}
+    except PersonNotFoundError:
+        return set()
 
 
 def is_postgres_url(location) -> bool:

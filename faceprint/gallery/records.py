@@ -87,20 +87,28 @@ def checked_digest(item: EnrolmentItem) -> str | None:
     return digest
 
 
-def unique_items(items: Sequence[EnrolmentItem], stored: set[str]) -> list[EnrolmentItem]:
-    """``items`` without those whose digest is in ``stored`` or repeats an earlier item's."""
+def repeated_items(items: Sequence[EnrolmentItem], stored: set[str]) -> list[int]:
+    """Indexes of the ``items`` whose digest is in ``stored`` or repeats an earlier item's."""
     seen = set(stored)
     out = []
-    for item in items:
+    for i, item in enumerate(items):
         digest = checked_digest(item)
-        if digest is not None and digest in seen:
-            log.info("%s: the same image is already enrolled for this person; not stored again",
-                     item.source or "an enrolment image")
+        if digest is None:
             continue
-        if digest is not None:
+        if digest in seen:
+            out.append(i)
+        else:
             seen.add(digest)
-        out.append(item)
     return out
+
+
+def unique_items(items: Sequence[EnrolmentItem], stored: set[str]) -> list[EnrolmentItem]:
+    """``items`` without those whose digest is in ``stored`` or repeats an earlier item's."""
+    repeated = set(repeated_items(items, stored))
+    for i in sorted(repeated):
+        log.info("%s: the same image is already enrolled for this person; not stored again",
+                 items[i].source or "an enrolment image")
+    return [item for i, item in enumerate(items) if i not in repeated]
 
 
 def merged_people(rows: Sequence[tuple]) -> dict[str, list[tuple]]:
