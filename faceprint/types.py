@@ -32,6 +32,18 @@ class Box:
         """Box centre (x, y)."""
         return (self.x + self.width / 2.0, self.y + self.height / 2.0)
 
+    def intersection(self, other: Box) -> float:
+        """Area (square pixels) of the overlap of this box and ``other``; 0 when they do not overlap."""
+        w = min(self.x + self.width, other.x + other.width) - max(self.x, other.x)
+        h = min(self.y + self.height, other.y + other.height) - max(self.y, other.y)
+        return w * h if w > 0 and h > 0 else 0.0
+
+    def iou(self, other: Box) -> float:
+        """Intersection over union with ``other``, in [0, 1] (0 when they do not overlap)."""
+        inter = self.intersection(other)
+        union = self.area + other.area - inter
+        return inter / union if union > 0 else 0.0
+
     def as_list(self) -> list[float]:
         """[x, y, width, height], rounded to 0.1 px, for JSON output."""
         return [round(float(v), 1) for v in (self.x, self.y, self.width, self.height)]

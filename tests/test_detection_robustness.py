@@ -47,13 +47,6 @@ def crop(image: np.ndarray, box: tuple[int, int, int, int], margin: float) -> np
     return np.ascontiguousarray(image[y0:y1, x0:x1])
 
 
-def iou(a: Box, b: Box) -> float:
-    w = min(a.x + a.width, b.x + b.width) - max(a.x, b.x)
-    h = min(a.y + a.height, b.y + b.height) - max(a.y, b.y)
-    inter = max(w, 0.0) * max(h, 0.0)
-    return inter / (a.area + b.area - inter)
-
-
 @pytest.fixture(scope="module")
 def obama1(data_dir) -> np.ndarray:
     return load_image(data_dir / "knn-small/test/obama1.jpg")
@@ -132,7 +125,7 @@ def test_turned_photo_finds_the_face_and_says_how_it_is_turned(engine_fast, obam
     b = face.box
     corners = unturn_points(np.array([[b.x, b.y], [b.x + b.width, b.y + b.height]]), 360 - angle, w, h)
     (x0, y0), (x1, y1) = corners.min(axis=0), corners.max(axis=0)
-    assert iou(Box(x0, y0, x1 - x0, y1 - y0), upright[0].box) > 0.8
+    assert Box(x0, y0, x1 - x0, y1 - y0).iou(upright[0].box) > 0.8
     eyes = unturn_points(face.landmarks[:2], 360 - angle, w, h)
     np.testing.assert_allclose(eyes, upright[0].landmarks[:2], atol=0.1 * upright[0].box.width)
 

@@ -62,12 +62,7 @@ class _Found:
 
 def _overlap(a: Box, b: Box) -> tuple[float, float]:
     """(intersection over union, intersection over the smaller box) of two boxes."""
-    w = min(a.x + a.width, b.x + b.width) - max(a.x, b.x)
-    h = min(a.y + a.height, b.y + b.height) - max(a.y, b.y)
-    if w <= 0 or h <= 0:
-        return 0.0, 0.0
-    inter = w * h
-    return inter / (a.area + b.area - inter), inter / max(min(a.area, b.area), 1e-9)
+    return a.iou(b), a.intersection(b) / max(min(a.area, b.area), 1e-9)
 
 
 class YuNetDetector(Detector):

@@ -53,15 +53,6 @@ def load(engine: Engine, data: bytes, label: str) -> np.ndarray:
         raise type(exc)(message) from None
 
 
-def iou(a: Box, b: Box) -> float:
-    """Intersection over union of two boxes, in [0, 1] (0 when either is empty)."""
-    w = min(a.x + a.width, b.x + b.width) - max(a.x, b.x)
-    h = min(a.y + a.height, b.y + b.height) - max(a.y, b.y)
-    inter = max(w, 0.0) * max(h, 0.0)
-    union = a.area + b.area - inter
-    return inter / union if union > 0 else 0.0
-
-
 def _where(faces: Sequence[Face], indices: Sequence[int]) -> str:
     return ", ".join(f"face {i} at {faces[i].box.as_list()}" for i in indices)
 
@@ -82,7 +73,7 @@ def choose_face(engine: Engine, faces: Sequence[Face], label: str, choice: FaceC
                                   f"{label}: no face {choice.index}: no face detected in this image")
             index = choice.index
         else:
-            overlaps = [iou(choice.box, f.box) for f in faces]
+            overlaps = [choice.box.iou(f.box) for f in faces]
             index = int(np.argmax(overlaps)) if overlaps else -1
             best = overlaps[index] if overlaps else 0.0
             if best < MIN_IOU:
