@@ -343,7 +343,7 @@ def _duplicate(res: ImageResult, store, pending: list, digests: dict[str, set[st
     if res.sha256 is not None and res.sha256 in digests[person]:
         return ALREADY_ENROLLED
     if not allow_duplicate:
-        scores = [(c.score, c.person) for c in (store.search_many(res.vector[None, :], k=2)[0] if store else [])
+        scores = [(c.score, c.person) for c in (store.search_many(res.vector[None, :], k=2)[0] if store is not None else [])
                   if c.person != person]
         scores += [(float(np.max(np.stack([i.template.vector for i in items]) @ res.vector)), other)
                    for other, items in pending if other != person]

@@ -155,9 +155,9 @@ class Engine:
             self._recognizer = Recognizer(self.model_id, self.profile.parts, embedders, self.profile.flip)
         return self._recognizer
 
-    def load(self, image: ImageInput) -> np.ndarray:
-        """The image as RGB uint8, with this engine's size limit."""
-        return load_image(image, max_pixels=self.max_pixels)
+    def load(self, image: ImageInput, *, label: str | None = None) -> np.ndarray:
+        """The image as RGB uint8, with this engine's size limit; errors name ``label`` when given."""
+        return load_image(image, max_pixels=self.max_pixels, label=label)
 
     def detect(self, image: ImageInput, *, usable_only: bool = False) -> list[Face]:
         """Every face in ``image``, largest first, each with its quality score and reasons.

@@ -9,7 +9,6 @@ from pathlib import Path
 
 from ..errors import FaceprintError, PersonNotFoundError, UnsupportedInputError
 from ..gallery.names import normalise_name
-from ..pipeline.image_io import IMAGE_SUFFIXES
 from ..privacy.audit import audit_cli
 from ..types import TIE_MARGIN
 from .common import (GALLERY_HELP, add_gallery_privacy_options, emit, engine_from_args, fields_block,
@@ -50,15 +49,6 @@ def cmd_verify(args: argparse.Namespace) -> int:
         )
     emit(args, result.to_dict(), text)
     return 0 if result.is_match else 1
-
-
-def _people_from_tree(root: Path) -> list[tuple[str, list[Path]]]:
-    people = []
-    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        images = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        if images:
-            people.append((folder.name, images))
-    return people
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:

@@ -105,15 +105,19 @@ def describe_source(source: object) -> str:
 
 
 def load_image(
-    source: ImageInput, *, max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes: int = DEFAULT_MAX_BYTES
+    source: ImageInput, *, max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes: int = DEFAULT_MAX_BYTES,
+    label: str | None = None,
 ) -> np.ndarray:
     """Load ``source`` as a new C-contiguous RGB ``uint8`` array of shape (H, W, 3).
+
+    Error messages name ``label`` (for example an upload's file name), else the source itself
+    (:func:`describe_source`).
 
     Raises :class:`ImageDecodeError` (missing, empty, truncated or non-image data),
     :class:`ImageTooLargeError` (over ``max_bytes`` encoded or ``max_pixels`` pixels) or
     :class:`UnsupportedInputError` (an input type, dtype or shape that is not accepted).
     """
-    label = describe_source(source)
+    label = label or describe_source(source)
     if isinstance(source, (str, os.PathLike)):
         data = _read_file(source, label, max_bytes)
     elif isinstance(source, (bytes, bytearray, memoryview)):

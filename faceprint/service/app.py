@@ -232,8 +232,8 @@ async def _read_images(request: Request, names: tuple[str, ...], limit: int) -> 
 
 def _chosen_face(engine, label: str, data: bytes, choice: picking.FaceChoice):
     """The face of the uploaded image ``label`` that ``choice`` names (see :mod:`.faces`)."""
-    image = picking.load(engine, data, label)
-    return picking.choose_face(engine, engine.detect(image), label, choice)
+    image = engine.load(data, label=label)
+    return picking.choose_face(engine, engine.finder.find(image), label, choice)
 
 
 def _one(images: dict[str, list], name: str) -> tuple[str, bytes]:
@@ -371,10 +371,10 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         label, data = _one(images, "image")
 
         def run(engine) -> dict:
-            image = picking.load(engine, data, label)
+            image = engine.load(data, label=label)
             return {"width": image.shape[1], "height": image.shape[0],
                     "faces": [{**f.to_dict(), "index": i, "usable": engine.gate.passes(f)}
-                              for i, f in enumerate(engine.detect(image))]}
+                              for i, f in enumerate(engine.finder.find(image))]}
 
         return await service.pool.submit(settings.profile, run)
 
@@ -388,8 +388,8 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         label, data = _one(images, "image")
 
         def run(engine) -> dict:
-            image = picking.load(engine, data, label)
-            faces = engine.detect(image)
+            image = engine.load(data, label=label)
+            faces = engine.finder.find(image)
             checks = [(f.box.as_list(), engine.check_live(f)) for f in faces]
             if not checks:
                 checks = [(None, engine.liveness_model.check(image, None))]
@@ -451,8 +451,8 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         def run(engine) -> tuple:
             items, thumbnails = [], []
             for (label, data), choice in zip(images["images"], chosen, strict=True):
-                image = picking.load(engine, data, label)
-                face = picking.choose_face(engine, engine.detect(image), label, choice)
+                face = _chosen_face(engine, label, data, choice)
+                image = face.image  # the decoded upload the face was found in
                 template = engine.embed_faces([face])[0]
                 items.append(EnrolmentItem(template=template, source=label, box=face.box.as_list(),
                                            quality=face.quality, image=data if info.keep_images else None,
@@ -560,7 +560,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         k = min(top_k, settings.max_top_k)
 
         def run(engine) -> dict:
-            image = picking.load(engine, data, label)
+            image = engine.load(data, label=label)
             results = engine.identify(image, gallery, k=k, require_live=require_live)
             request.state.audit_details = {"faces": len(results), "matched": [r.person for r in results if r.person],
                                            "rejected": sum(bool(r.rejected) for r in results),

@@ -21,7 +21,6 @@ import numpy as np
 
 from ..engine import Engine, no_usable_face_error
 from ..errors import FaceprintError, MultipleFacesError, NoFaceError
-from ..pipeline.image_io import describe_source
 from ..types import Box, Face
 
 MIN_IOU = 0.5  # a ``box`` must overlap the detected face it names at least this much
@@ -42,15 +41,6 @@ class FaceChoice:
     index: int | None = None
     box: Box | None = None
     largest: bool = False
-
-
-def load(engine: Engine, data: bytes, label: str) -> np.ndarray:
-    """``data`` decoded as RGB uint8 (H, W, 3); a decode error's message names ``label``, not the bytes."""
-    try:
-        return engine.load(data)
-    except FaceprintError as exc:
-        message = str(exc).replace(describe_source(data), label, 1)
-        raise type(exc)(message) from None
 
 
 def _where(faces: Sequence[Face], indices: Sequence[int]) -> str:
