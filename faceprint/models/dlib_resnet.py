@@ -13,7 +13,6 @@ from __future__ import annotations
 import numpy as np
 
 from .base import Embedder, ModelCard, package_file, weights_file
-from .onnx_graph import dlib_resnet_to_onnx
 from .onnx_runtime import OnnxModel
 
 #: The int8 build shipped with faceprint.
@@ -61,6 +60,8 @@ class DlibResNetEmbedder(Embedder):
     template = DLIB_150
 
     def __init__(self, threads: int | None = None) -> None:
+        from .onnx_graph import dlib_resnet_to_onnx  # imports onnx: only when the model is loaded
+
         path = dlib_model_path()
         self._model = OnnxModel(dlib_resnet_to_onnx(path).SerializeToString(), threads=threads, name=str(path))
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 
 from .base import ARCFACE_112, Embedder, ModelCard, weights_file
-from .onnx_graph import sface_for_onnxruntime
 from .onnx_runtime import OnnxModel
 
 WEIGHTS = "face_recognition_sface_2021dec.onnx"
@@ -35,6 +34,8 @@ class SFaceEmbedder(Embedder):
     template = ARCFACE_112
 
     def __init__(self, threads: int | None = None) -> None:
+        from .onnx_graph import sface_for_onnxruntime  # imports onnx: only when the model is loaded
+
         path = weights_file(WEIGHTS)
         self._model = OnnxModel(sface_for_onnxruntime(path), threads=threads, name=str(path))
 
