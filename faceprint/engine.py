@@ -178,9 +178,10 @@ class Engine:
         """
         pixels = self.load(image)
         faces = self.finder.find(pixels, small_faces=False)
-        if not any(self.gate.passes(f) for f in faces):
-            faces = self.finder.find(pixels)
         usable = [f for f in faces if self.gate.passes(f)]
+        if not usable and self.finder.detector.has_small_face_pass(pixels.shape):
+            faces = self.finder.find(pixels)
+            usable = [f for f in faces if self.gate.passes(f)]
         label = describe_source(image)
         if not usable:
             raise no_usable_face_error(label, faces)

@@ -168,6 +168,11 @@ class Detector(ABC):
         photo).
         """
 
+    def has_small_face_pass(self, shape: tuple[int, ...]) -> bool:
+        """Whether ``detect(image, small_faces=True)`` runs passes that ``small_faces=False`` skips,
+        for an image of ``shape`` (H, W, ...). A detector without such passes may answer False."""
+        return True
+
 
 class Embedder(ABC):
     """Turns aligned face crops into embeddings.

@@ -105,6 +105,16 @@ class YuNetDetector(Detector):
             )
         self._lock = threading.Lock()
 
+    def _tile_scale(self) -> float:
+        """The scale at which tiles show a ``min_face`` face at :data:`SMALL_FACE` px (0: no tiles)."""
+        return min(1.0, SMALL_FACE / self.min_face) if self.min_face > 0 else 0.0
+
+    def has_small_face_pass(self, shape: tuple[int, ...]) -> bool:
+        """True when the main pass shrinks an image of ``shape`` so far that tiles are needed for
+        ``min_face`` faces (long side over about 1,560 px with the defaults)."""
+        main_scale = min(1.0, self.max_side / float(max(shape[0], shape[1])))
+        return self._tile_scale() > 1.1 * main_scale
+
     def detect(self, image: np.ndarray, *, small_faces: bool = True) -> list[Face]:
         """Faces in an RGB uint8 image (H x W x 3), best score first.
 
@@ -137,9 +147,8 @@ class YuNetDetector(Detector):
             found += coarse
             runs += 1
             triggers = [f.face.box for f in coarse if not f.trusted]
-        tile_scale = min(1.0, SMALL_FACE / self.min_face) if self.min_face > 0 else 0.0
-        if small_faces and tile_scale > 1.1 * main_scale:
-            found += self._tiles(bgr, image, tile_scale, main_scale, runs)
+        if small_faces and self.has_small_face_pass(image.shape):
+            found += self._tiles(bgr, image, self._tile_scale(), main_scale, runs)
         faces = [f.face for f in _suppress(found)]
         faces = [
             Face(box=f.box.clipped(width, height), landmarks=f.landmarks, score=f.score, image=image)
