@@ -37,7 +37,7 @@ from .gallery.names import normalise_name
 from .models import registry
 from .pipeline.image_io import DEFAULT_MAX_PIXELS, ImageInput, describe_source, load_image
 from .pipeline.quality import QualityGate
-from .profiles import DEFAULT_FMR, DEFAULT_PROFILE, Profile, with_reenrol_hint
+from .profiles import DEFAULT_FMR, DEFAULT_PROFILE, Profile, reenrol_hint
 from .profiles import get as get_profile
 from .types import Face, Identification, Liveness, Template, Verification, tied_names
 
@@ -72,6 +72,13 @@ def image_digest(image: np.ndarray) -> str:
     pixels = np.ascontiguousarray(image)
     header = f"{pixels.dtype.str}:{'x'.join(str(n) for n in pixels.shape)}:".encode()
     return hashlib.sha256(header + pixels.tobytes()).hexdigest()
+
+
+def _with_reenrol_hint(error: ModelMismatchError) -> ModelMismatchError:
+    """``error``, or a copy whose message says how to re-enrol when the gallery it names (``found``)
+    was made by a previous built-in profile (:func:`faceprint.profiles.reenrol_hint`)."""
+    hint = reenrol_hint(error.found) if error.found else None
+    return ModelMismatchError(f"{error}: {hint}", found=error.found) if hint else error
 
 
 def no_usable_face_error(label: str, faces: Sequence[Face]) -> NoFaceError:
@@ -260,10 +267,9 @@ class Engine:
         """
         if isinstance(gallery, (Gallery, GalleryStore)):
             if gallery.model != self.model_id:
-                raise ModelMismatchError(with_reenrol_hint(
+                raise _with_reenrol_hint(ModelMismatchError(
                     f"gallery {gallery.path} was built with model '{gallery.model}', "
-                    f"this engine uses '{self.model_id}'"
-                ))
+                    f"this engine uses '{self.model_id}'", found=gallery.model))
             return gallery
         privacy = {"key": self.key, "transform": self.transform} if self.key or self.transform else {}
         try:
@@ -271,10 +277,10 @@ class Engine:
                 return open_gallery(gallery, model=self.model_id, dim=self.recognizer.dim or None, **privacy)
             return open_gallery(gallery, model=self.model_id, **privacy)
         except ModelMismatchError as exc:
-            hinted = with_reenrol_hint(str(exc))
-            if hinted == str(exc):
+            hinted = _with_reenrol_hint(exc)
+            if hinted is exc:
                 raise
-            raise ModelMismatchError(hinted) from exc
+            raise hinted from exc
 
     @property
     def ood_check(self) -> OodCheck | None:

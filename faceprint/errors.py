@@ -44,9 +44,16 @@ class MultipleFacesError(FaceprintError):
 
 
 class ModelMismatchError(FaceprintError):
-    """Templates or a gallery made by one model were used with another."""
+    """Templates or a gallery made by one model were used with another.
+
+    ``found`` is the model id of the templates or gallery that did not match, when known.
+    """
 
     code = "model_mismatch"
+
+    def __init__(self, message: str, *, found: str | None = None) -> None:
+        super().__init__(message)
+        self.found = found
 
 
 class UnknownModelError(FaceprintError):

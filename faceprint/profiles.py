@@ -203,15 +203,6 @@ def reenrol_hint(model_id: str) -> str | None:
     return None
 
 
-def with_reenrol_hint(message: str) -> str:
-    """``message`` (a model-mismatch error naming a gallery's template id) with :func:`reenrol_hint` added
-    when that id is a previous profile's; unchanged otherwise."""
-    for recipe in PREVIOUS.values():
-        if recipe.model_id in message:
-            return f"{message}: {reenrol_hint(recipe.model_id)}"
-    return message
-
-
 def register_onnx(spec: OnnxEmbedderSpec, flip: bool = True) -> Profile:
     """Register a user's ONNX embedder as a model and as a single-model profile of the same name."""
     registry.register(card_for(spec), lambda: OnnxEmbedder(spec))

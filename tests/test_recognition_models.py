@@ -123,3 +123,13 @@ def test_a_gallery_of_the_previous_accurate_profile_is_refused_with_how_to_reenr
     code, out, err = run(capsys, "identify", "--gallery", gallery, "--model", "accurate-v1",
                          data_dir / LFW / MATED[0][1])
     assert code == 0 and "Abdullah Gul" in out
+
+
+def test_the_reenrol_hint_is_about_the_gallery_not_the_engine(data_dir, engine_fast, tmp_path):
+    """A fast gallery opened by an accurate-v1 engine: the gallery is current, so no re-enrol hint."""
+    gallery = tmp_path / "fast.db"
+    engine_fast.enroll("Abdullah Gul", [data_dir / LFW / MATED[0][0]], gallery=gallery)
+    with pytest.raises(ModelMismatchError) as caught:
+        Engine("accurate-v1").identify(data_dir / LFW / MATED[0][1], gallery)
+    assert caught.value.found == "faceprint-fast-v1"
+    assert "Re-enrol" not in str(caught.value), caught.value

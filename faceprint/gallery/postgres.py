@@ -183,7 +183,8 @@ class PostgresGallery:
         self._iterative = row is not None and tuple(int(x) for x in re.findall(r"\d+", row[0])[:2]) >= (0, 8)
         stored_model, stored_dim = meta["model"], int(meta["dim"])
         if model is not None and model != stored_model:
-            raise ModelMismatchError(f"gallery {self.path} was made with model {stored_model!r}, not {model!r}")
+            raise ModelMismatchError(f"gallery {self.path} was made with model {stored_model!r}, not {model!r}",
+                                     found=stored_model)
         if dim is not None and dim != stored_dim:
             raise ModelMismatchError(f"gallery {self.path} holds {stored_dim}-d templates, not {dim}-d")
         return stored_model, stored_dim

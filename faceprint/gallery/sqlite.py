@@ -190,7 +190,7 @@ class Gallery:
         stored_model, stored_dim = meta["model"], int(meta["dim"])
         if model is not None and model != stored_model:
             raise ModelMismatchError(
-                f"gallery {self.path} was made with model {stored_model!r}, not {model!r}")
+                f"gallery {self.path} was made with model {stored_model!r}, not {model!r}", found=stored_model)
         if dim is not None and dim != stored_dim:
             raise ModelMismatchError(
                 f"gallery {self.path} holds {stored_dim}-d templates, not {dim}-d")
