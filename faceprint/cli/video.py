@@ -19,36 +19,26 @@ import threading
 from pathlib import Path
 
 from ..errors import FaceprintError
-from .common import GALLERY_HELP, emit, engine_from_args, table
+from .common import GALLERY_HELP, emit, resolve_profile, table
 
 log = logging.getLogger("faceprint")
 
 
 def _profile_for(args: argparse.Namespace) -> str:
-    """The profile to run: ``--model`` when given, else the gallery's own.
+    """The profile to run: ``--model`` when given, else the gallery's own (:func:`resolve_profile`).
 
     A gallery's templates can only be searched with the profile that made them, so without an
     explicit choice the gallery's profile is used: fast for a gallery enrolled with ``--model
     fast``, otherwise that profile with a warning about speed. An explicit ``--model`` of another
-    profile than the gallery's is refused by :func:`faceprint.cli.common.engine_from_args`.
+    profile than the gallery's is refused with what to pass instead.
     """
-    from ..gallery import open_gallery
-    from ..profiles import get, names, register_model_config
     from ..video.recognition import VIDEO_PROFILE
 
-    if args.model:
-        return args.model
-    register_model_config(args.model_config)
-    with open_gallery(args.gallery) as gallery:
-        model_id = gallery.model
-    if model_id == get(VIDEO_PROFILE).model_id:
-        return VIDEO_PROFILE
-    for name in names():
-        if get(name).model_id == model_id:
-            log.warning("gallery %s was enrolled with profile '%s'; using it (slower than '%s': enrol with "
-                        "--model %s for video)", args.gallery, name, VIDEO_PROFILE, VIDEO_PROFILE)
-            return name
-    raise FaceprintError(f"gallery {args.gallery} holds templates of model '{model_id}', which no profile makes")
+    profile = resolve_profile(args, args.gallery)
+    if args.model is None and profile != VIDEO_PROFILE:
+        log.warning("gallery %s was enrolled with profile '%s'; using it (slower than '%s': enrol with "
+                    "--model %s for video)", args.gallery, profile, VIDEO_PROFILE, VIDEO_PROFILE)
+    return profile
 
 
 class StopOnSignals:
@@ -151,6 +141,7 @@ def _watch(args: argparse.Namespace, stop: threading.Event):
     """
     from tqdm import tqdm
 
+    from ..engine import Engine
     from ..video.draw import AnnotatedVideoWriter
     from ..video.recognition import VideoRecognizer, VideoSettings
     from ..video.source import ReconnectPolicy, VideoSource
@@ -158,7 +149,7 @@ def _watch(args: argparse.Namespace, stop: threading.Event):
     args.model = _profile_for(args)
     settings = VideoSettings(every=args.every, stride=args.stride, min_face=args.min_face,
                              max_frames=args.max_frames, liveness=args.require_live)
-    engine = engine_from_args(args, args.gallery)
+    engine = Engine(args.model, fmr=args.fmr, threshold=args.threshold)  # the gallery's profile, checked above
     reconnect = ReconnectPolicy(attempts=args.reconnect_max)
     with (VideoSource(args.source, loop=args.loop, reconnect=reconnect) as source,
           engine.open_gallery(args.gallery, create=False) as gallery):
