@@ -85,12 +85,16 @@ def cmd_enroll(args: argparse.Namespace) -> int:
                         raise
                     skipped.append({"person": name, "image": str(image), "reason": str(exc)})
                 bar.update(1)
-            known = set(engine.already_enrolled(name, items, args.gallery))
-            already += [{"person": name, "image": item.source, "reason": "already enrolled"}
-                        for i, item in enumerate(items) if i in known]
-            items = [item for i, item in enumerate(items) if i not in known]
-            if items:
-                record = engine.enroll_items(name, items, args.gallery, allow_duplicate=args.allow_duplicate)
+            if not items:
+                continue
+            with engine.open_gallery(args.gallery) as store:
+                known = set(engine.already_enrolled(name, items, store))
+                already += [{"person": name, "image": item.source, "reason": "already enrolled"}
+                            for i, item in enumerate(items) if i in known]
+                items = [item for i, item in enumerate(items) if i not in known]
+                record = (engine.enroll_items(name, items, store, allow_duplicate=args.allow_duplicate)
+                          if items else None)
+            if record is not None:
                 audit_cli(args, "enroll", subject=name, details={"faces": len(items)})
                 enrolled.append({"person": record.name, "faces_added": len(items), "faces_total": record.face_count})
     rows = [(e["person"], e["faces_added"], e["faces_total"]) for e in enrolled]
