@@ -122,7 +122,7 @@ class TreeScan:
         return ", ".join(parts)
 
 
-def _scan_skip(person: str | None, path: Path, reason: str, detail: str) -> dict:
+def _scan_skip(person: str | None, path: str | os.PathLike, reason: str, detail: str) -> dict:
     return {"person": person, "image": str(path), "reason": reason, "detail": detail}
 
 
@@ -372,6 +372,11 @@ class BatchSummary:
     processed: int = 0
     elapsed_s: float = 0.0
 
+    def skip(self, person: str | None, image: str | os.PathLike, reason: str, detail: str) -> None:
+        """Count and list one skipped image (or folder entry) with its reason."""
+        self.skip_counts[reason] += 1
+        self.skipped.append(_scan_skip(person, image, reason, detail))
+
     @property
     def enrolled_faces(self) -> int:
         return sum(self.faces_added.values())
@@ -452,26 +457,22 @@ def enrol_tree(
         done = store.sources() if store is not None else set()
         summary = BatchSummary(gallery=gallery_path, model=model_id, workers=0)
         for skip in scan.skipped:
-            summary.skip_counts[skip["reason"]] += 1
-            summary.skipped.append(skip)
+            summary.skip(**skip)
         jobs = []
         for folder, images in people:
             try:
                 person = normalise_name(folder)
             except InvalidNameError as exc:
                 summary.images += len(images)
-                summary.skip_counts[INVALID_NAME] += len(images)
-                summary.skipped += [{"person": folder, "image": str(path), "reason": INVALID_NAME, "detail": str(exc)}
-                                    for path in images]
+                for path in images:
+                    summary.skip(folder, path, INVALID_NAME, str(exc))
                 continue
             for path in images:
                 summary.images += 1
                 try:
                     source = source_key(path)
                 except OSError as exc:
-                    summary.skip_counts[UNREADABLE] += 1
-                    summary.skipped.append({"person": person, "image": str(path), "reason": UNREADABLE,
-                                            "detail": f"cannot stat file ({exc.strerror or exc})"})
+                    summary.skip(person, path, UNREADABLE, f"cannot stat file ({exc.strerror or exc})")
                     continue
                 if source in done:
                     summary.skip_counts[ALREADY_ENROLLED] += 1
@@ -512,9 +513,7 @@ def enrol_tree(
                     if duplicate == ALREADY_ENROLLED:
                         summary.skip_counts[ALREADY_ENROLLED] += 1
                     elif duplicate is not None:
-                        summary.skip_counts[MATCHES_OTHER] += 1
-                        summary.skipped.append({"person": res.person, "image": res.path, "reason": MATCHES_OTHER,
-                                                "detail": duplicate})
+                        summary.skip(res.person, res.path, MATCHES_OTHER, duplicate)
                     elif res.ok:
                         if not pending or pending[-1][0] != res.person:
                             pending.append((res.person, []))
@@ -523,9 +522,7 @@ def enrol_tree(
                                                             sha256=res.sha256))
                         pending_faces += 1
                     else:
-                        summary.skip_counts[res.reason] += 1
-                        summary.skipped.append({"person": res.person, "image": res.path, "reason": res.reason,
-                                                "detail": res.detail})
+                        summary.skip(res.person, res.path, res.reason, res.detail)
                     summary.processed += 1
                     if pause is not None and summary.enrolled_faces + pending_faces >= pause[0]:
                         flush()
