@@ -49,3 +49,47 @@ def clip(data_dir) -> Path:
     if not path.is_file():
         pytest.skip(f"{path} not found")
     return path
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> str:
+    """A connection URL to a throwaway PostgreSQL server with pgvector.
+
+    Its data folder is made with ``tempfile``, not ``tmp_path_factory``: pytest prunes old
+    ``pytest-of-<user>`` folders (a concurrent pytest run would delete a live server's data), and
+    pgserver, when run as root, runs PostgreSQL as its own ``pgserver`` user, which needs to
+    traverse the folder's parents.
+    """
+    import os
+    import shutil
+    import tempfile
+
+    import numpy as np
+
+    try:
+        import pgserver
+        import psycopg
+    except ImportError as exc:
+        pytest.skip(f"PostgreSQL tests need pgserver and psycopg (pip install pgserver==0.1.4 'psycopg[binary]'): {exc}")
+    try:
+        root = tempfile.mkdtemp(prefix="faceprint-pg-")
+        server = pgserver.get_server(os.path.join(root, "data"), cleanup_mode="stop")
+        url = server.get_uri()
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+    except Exception as exc:  # any failure to start: say why and skip
+        pytest.skip(f"could not start a PostgreSQL server with pgvector via pgserver: {exc!r}")
+    try:  # pgserver's bundled pgvector may be built for CPU instructions this machine lacks (SIGILL)
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("CREATE TEMP TABLE probe (e vector(128))")
+            conn.execute("CREATE INDEX ON probe USING hnsw (e vector_ip_ops)")
+            vecs = [str(np.eye(128)[i].tolist()) for i in range(3)]
+            conn.cursor().executemany("INSERT INTO probe VALUES (%s::vector)", [(v,) for v in vecs])
+            conn.execute("SELECT e <#> %s::vector FROM probe", (vecs[0],)).fetchall()
+    except psycopg.OperationalError as exc:
+        server.get_postmaster_info().process.kill()  # a clean stop waits a minute after the crash
+        pytest.skip(f"pgserver's PostgreSQL started, but its bundled pgvector crashed the server on a distance "
+                    f"computation (likely built for CPU instructions this machine lacks; see {root}/data/log): {exc}")
+    yield url
+    server.cleanup()
+    shutil.rmtree(root, ignore_errors=True)

@@ -22,7 +22,7 @@ from faceprint.privacy.crypto import (
     KeyFileError,
     WrongGalleryKeyError,
 )
-from faceprint.gallery import EnrolmentItem, Gallery, open_gallery
+from faceprint.gallery import EnrolmentItem, Gallery
 from faceprint.types import Template
 
 MODEL, DIM = "test-model", 16
@@ -128,8 +128,6 @@ def test_open_without_or_with_wrong_key(tmp_path, rng, key):
         g.enroll("alice", items(unit(rng, 1)))
     with pytest.raises(GalleryNotEncryptedError):
         Gallery(plain, key=key)
-    with pytest.raises(Exception, match="SQLite galleries only"):
-        open_gallery("postgresql://u@h/db", MODEL, DIM, key=key)
 
 
 def test_swapped_ciphertexts_fail_to_decrypt(tmp_path, rng, key):

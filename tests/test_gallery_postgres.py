@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
-import tempfile
 import threading
 import unicodedata
 import uuid
@@ -40,44 +37,6 @@ def tpl(vec: np.ndarray, model: str = MODEL) -> Template:
 def items(vecs: np.ndarray, source: str = "img") -> list[EnrolmentItem]:
     return [EnrolmentItem(tpl(v), source=f"{source}{i}.jpg", box=[1.0, 2.0, 30.0, 40.0], quality=0.9)
             for i, v in enumerate(vecs)]
-
-
-@pytest.fixture(scope="session")
-def pg_url() -> str:
-    """A connection URL to a throwaway PostgreSQL server with pgvector.
-
-    Its data folder is made with ``tempfile``, not ``tmp_path_factory``: pytest prunes old
-    ``pytest-of-<user>`` folders (a concurrent pytest run would delete a live server's data), and
-    pgserver, when run as root, runs PostgreSQL as its own ``pgserver`` user, which needs to
-    traverse the folder's parents.
-    """
-    try:
-        import pgserver
-        import psycopg
-    except ImportError as exc:
-        pytest.skip(f"PostgreSQL tests need pgserver and psycopg (pip install pgserver==0.1.4 'psycopg[binary]'): {exc}")
-    try:
-        root = tempfile.mkdtemp(prefix="faceprint-pg-")
-        server = pgserver.get_server(os.path.join(root, "data"), cleanup_mode="stop")
-        url = server.get_uri()
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
-    except Exception as exc:  # any failure to start: say why and skip
-        pytest.skip(f"could not start a PostgreSQL server with pgvector via pgserver: {exc!r}")
-    try:  # pgserver's bundled pgvector may be built for CPU instructions this machine lacks (SIGILL)
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("CREATE TEMP TABLE probe (e vector(128))")
-            conn.execute("CREATE INDEX ON probe USING hnsw (e vector_ip_ops)")
-            vecs = [str(np.eye(128)[i].tolist()) for i in range(3)]
-            conn.cursor().executemany("INSERT INTO probe VALUES (%s::vector)", [(v,) for v in vecs])
-            conn.execute("SELECT e <#> %s::vector FROM probe", (vecs[0],)).fetchall()
-    except psycopg.OperationalError as exc:
-        server.get_postmaster_info().process.kill()  # a clean stop waits a minute after the crash
-        pytest.skip(f"pgserver's PostgreSQL started, but its bundled pgvector crashed the server on a distance "
-                    f"computation (likely built for CPU instructions this machine lacks; see {root}/data/log): {exc}")
-    yield url
-    server.cleanup()
-    shutil.rmtree(root, ignore_errors=True)
 
 
 def _with_gallery(url: str, name: str) -> str:
@@ -277,10 +236,9 @@ def test_version_1_gallery_upgraded_names_merged(pg_location, pg_url, rng, caplo
     assert any("merged" in r.getMessage() and JOSE in r.getMessage() for r in caplog.records)
     with psycopg.connect(pg_url) as conn:
         meta = dict(conn.execute(f'SELECT key, value FROM "{name}".faceprint_meta').fetchall())
-        assert meta["schema_version"] == str(SCHEMA_VERSION) == "2"
+        assert meta["schema_version"] == str(SCHEMA_VERSION) == "3"
         assert conn.execute("SELECT 1 FROM pg_indexes WHERE schemaname = %s AND indexname = 'faces_person_sha256'",
                             (name,)).fetchone() is not None
-
 
 
 def test_path_masks_password(pg_url):
@@ -389,3 +347,98 @@ def test_engine_accepts_postgres_store(pg_location):
 def test_unreachable_server_is_gallery_error():
     with pytest.raises(GalleryError, match="cannot open gallery"):
         open_gallery("postgresql://nobody:pw@127.0.0.1:1/db?connect_timeout=2")
+
+
+# -- encryption, cancelable templates and kept images on PostgreSQL -------------------------------
+
+
+def _columns(pg_url: str, location: str) -> list[tuple]:
+    """(embedding as text, template bytes) of every stored face, read straight from the database."""
+    import psycopg
+
+    name = location.rsplit("gallery=", 1)[1]
+    with psycopg.connect(pg_url) as conn:
+        return conn.execute(f'SELECT embedding::text, template FROM "{name}".faces ORDER BY id').fetchall()
+
+
+def test_encrypted_gallery_holds_only_ciphertext(pg_location, pg_url, rng):
+    from faceprint.privacy.crypto import (
+        GalleryKey,
+        GalleryKeyRequiredError,
+        GalleryNotEncryptedError,
+        WrongGalleryKeyError,
+    )
+
+    key = GalleryKey.generate()
+    vecs = unit(rng, 3)
+    photo = b"\xff\xd8 a kept photo " + bytes(range(64))
+    with open_gallery(pg_location, model=MODEL, dim=DIM, key=key) as g:
+        g.enroll("ada", [EnrolmentItem(tpl(vecs[0]), source="a.jpg", image=photo), *items(vecs[1:2])])
+        g.enroll("bob", items(vecs[2:]))
+        assert g.encrypted
+        assert [c.person for c in g.search(tpl(vecs[2]), k=2)] == ["bob", "ada"]
+        assert g.search(tpl(vecs[2]), k=1)[0].score == pytest.approx(1.0, abs=1e-5)
+        first = g.faces("ada")[0].id
+        assert g.faces_with_image("ada") == {first} and g.face_image(first) == photo
+        _, _, matrix = g.matrix()
+        assert np.allclose(np.sort(matrix, axis=0), np.sort(vecs, axis=0), atol=1e-6)
+    rows = _columns(pg_url, pg_location)
+    assert len(rows) == 3 and all(emb is None for emb, _ in rows)  # no plaintext template in the database
+    blobs = [bytes(t) for _, t in rows]
+    assert all(vecs[i].tobytes() not in b for i in range(3) for b in blobs)
+    import psycopg
+
+    name = pg_location.rsplit("gallery=", 1)[1]
+    with psycopg.connect(pg_url) as conn:
+        stored = bytes(conn.execute(f'SELECT image FROM "{name}".face_images').fetchone()[0])
+    assert photo not in stored and len(stored) > len(photo)
+    with pytest.raises(GalleryKeyRequiredError):
+        open_gallery(pg_location)
+    with pytest.raises(WrongGalleryKeyError):
+        open_gallery(pg_location, key=GalleryKey.generate())
+    plain = pg_location.replace("gallery=", "gallery=p")
+    with open_gallery(plain, model=MODEL, dim=DIM) as g:
+        g.enroll("ada", items(vecs[:1]))
+    with pytest.raises(GalleryNotEncryptedError):
+        open_gallery(plain, key=key)
+
+
+@pytest.mark.parametrize("mode", ["rotate", "sign"])
+def test_cancelable_transform_in_the_index(pg_location, pg_url, rng, mode):
+    from faceprint.privacy.cancelable import CancelableTransform, TransformMismatchError
+    from faceprint.privacy.crypto import GalleryKey
+
+    transform = CancelableTransform(GalleryKey.generate(), mode)
+    key = GalleryKey.generate()
+    vecs = unit(rng, 4)
+    with open_gallery(pg_location, model=MODEL, dim=DIM, key=key, transform=transform) as g:
+        g.enroll_many([(f"p{i}", items(vecs[i:i + 1])) for i in range(4)])
+        for i in range(4):
+            top = g.search(tpl(vecs[i]), k=1)[0]
+            assert top.person == f"p{i}" and top.score == pytest.approx(1.0, abs=1e-5)
+    rows = _columns(pg_url, pg_location)
+    stored = np.array([json.loads(emb) for emb, _ in rows], dtype=np.float32)
+    assert np.allclose(stored, transform.apply(vecs), atol=1e-6)  # the index holds transformed templates
+    assert not np.allclose(stored, vecs, atol=1e-3)
+    assert all(t is not None for _, t in rows)  # and the encrypted column their ciphertext
+    with pytest.raises(TransformMismatchError):
+        open_gallery(pg_location, key=key)
+    other = CancelableTransform(GalleryKey.generate(), mode)
+    with pytest.raises(TransformMismatchError):
+        open_gallery(pg_location, key=key, transform=other)
+
+
+def test_kept_images_plain_and_cascade(pg_location, rng):
+    vecs = unit(rng, 2)
+    with open_gallery(pg_location, model=MODEL, dim=DIM) as g:
+        g.enroll("ada", [EnrolmentItem(tpl(vecs[0]), source="a.jpg", image=b"one"),
+                         EnrolmentItem(tpl(vecs[1]), source="b.jpg")])
+        first, second = (f.id for f in g.faces("ada"))
+        assert g.faces_with_image("ada") == {first}
+        assert g.face_image(first) == b"one" and g.face_image(second) is None
+        g.delete_face(first)
+        assert g.face_image(first) is None
+        g.enroll("bob", [EnrolmentItem(tpl(vecs[0]), source="c.jpg", image=b"two")])
+        bob = g.faces("bob")[0].id
+        g.delete_person("bob")
+        assert g.face_image(bob) is None

@@ -71,12 +71,10 @@ def open_gallery(location, model: str | None = None, dim: int | None = None, *,
 
     A ``postgresql://`` or ``postgres://`` URL opens a PostgreSQL + pgvector gallery (needs
     ``psycopg``); anything else is a SQLite gallery file path. ``key`` (encryption at rest) and
-    ``transform`` (cancelable templates) are supported by SQLite galleries only.
+    ``transform`` (cancelable templates) work with both.
     """
     if is_postgres_url(location):
-        if key is not None or transform is not None:
-            raise GalleryError("encryption keys and cancelable transforms are supported by SQLite galleries only")
         from .postgres import PostgresGallery
 
-        return PostgresGallery(location, model=model, dim=dim)
+        return PostgresGallery(location, model=model, dim=dim, key=key, transform=transform)
     return Gallery(location, model=model, dim=dim, key=key, transform=transform)

@@ -15,6 +15,18 @@ product (cosine, as templates are unit length). Search is exact (a full scan, ag
 in SQL) while the gallery holds fewer than :data:`EXACT_SEARCH_BELOW` faces, and approximate (HNSW)
 above that. Every call is one transaction; writers from many processes are safe.
 
+Privacy options, as for the SQLite store and checked the same way each time the gallery is opened:
+
+* ``key`` (:class:`~faceprint.privacy.crypto.GalleryKey`): the ``faces.template`` column and kept
+  images hold AES-256-GCM ciphertext bound to their row. Without a transform the ``embedding``
+  column stays empty (NULL): no plaintext template reaches the database, and search decrypts the
+  templates in this process (a full scan on every search, nothing cached between calls, so other
+  processes' writes are always seen).
+* ``transform`` (:class:`~faceprint.privacy.cancelable.CancelableTransform`): ``embedding`` (and its
+  HNSW index) holds the transformed template, which is what a cancelable template may reveal, and
+  probes are transformed before the search; scores are mapped back to the cosine scale. With a key
+  as well, ``template`` holds the same transformed vector encrypted.
+
 Unlike the SQLite store, deleted templates are not scrubbed byte-for-byte: PostgreSQL reclaims the
 space at VACUUM, and the WAL and backups keep old pages for their retention period.
 """
@@ -26,6 +38,7 @@ import logging
 import math
 import re
 import threading
+import uuid
 from contextlib import contextmanager
 from typing import Iterator, Sequence
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -33,6 +46,15 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import numpy as np
 
 from ..errors import FaceprintError, GalleryError, ModelMismatchError, PersonNotFoundError
+from ..privacy.cancelable import CancelableTransform, TransformMismatchError
+from ..privacy.crypto import (
+    CIPHER_ID,
+    BlobCipher,
+    GalleryKey,
+    GalleryKeyRequiredError,
+    GalleryNotEncryptedError,
+    WrongGalleryKeyError,
+)
 from ..types import Candidate, Template
 from .names import normalise_name
 from .records import (
@@ -56,7 +78,7 @@ except ImportError as exc:  # pragma: no cover - depends on the install
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DEFAULT_GALLERY = "faceprint"
 EXACT_SEARCH_BELOW = 10_000  # faces; below this, search scans every template exactly
 _MIGRATION_LOCK = 0x66_61_63_65_70_72  # "facepr": one advisory lock key for every gallery's migrations
@@ -64,7 +86,8 @@ _NAME_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 # version -> SQL applied to go from version-1 to version. Placeholders: {s} the schema (quoted
 # identifier), {dim} the template dimension. Append new versions; never edit a released one.
-# Version 2 also brings stored person names to their canonical form (see _canonical_names).
+# Version 2 also brings stored person names to their canonical form (see _canonical_names). Version 3
+# adds encrypted templates (``template``; ``embedding`` may then be NULL) and kept images.
 MIGRATIONS: list[tuple[int, str]] = [
     (1, """
 CREATE TABLE {s}.persons (
@@ -83,6 +106,13 @@ CREATE INDEX faces_embedding_hnsw ON {s}.faces USING hnsw (embedding vector_ip_o
     (2, """
 ALTER TABLE {s}.faces ADD COLUMN sha256 text;
 CREATE UNIQUE INDEX faces_person_sha256 ON {s}.faces (person_id, sha256) WHERE sha256 IS NOT NULL;
+"""),
+    (3, """
+ALTER TABLE {s}.faces ALTER COLUMN embedding DROP NOT NULL;
+ALTER TABLE {s}.faces ADD COLUMN template bytea;
+CREATE TABLE {s}.face_images (
+    face_id bigint PRIMARY KEY REFERENCES {s}.faces(id) ON DELETE CASCADE,
+    image bytea NOT NULL);
 """),
 ]
 
@@ -125,12 +155,16 @@ class PostgresGallery:
     (or per thread, for parallel writes). Use as a context manager or call :meth:`close`.
     """
 
-    def __init__(self, url: str, model: str | None = None, dim: int | None = None):
+    def __init__(self, url: str, model: str | None = None, dim: int | None = None, *,
+                 key: GalleryKey | None = None, transform: CancelableTransform | None = None):
         """Connect to ``url`` and open the gallery there, creating (and migrating) it when needed.
 
         Creating needs ``model`` and ``dim``; a ``model`` or ``dim`` other than the stored one
         raises :class:`ModelMismatchError`; a server that cannot be reached raises
-        :class:`GalleryError`.
+        :class:`GalleryError`. ``key`` and ``transform`` are recorded by a gallery that holds no
+        template yet and must be given again, unchanged, to open it afterwards (the same errors as
+        :class:`faceprint.gallery.Gallery`: ``GalleryKeyRequiredError``, ``WrongGalleryKeyError``,
+        ``GalleryNotEncryptedError``, ``TransformMismatchError``).
         """
         if psycopg is None:
             raise GalleryError(f"PostgreSQL galleries need faceprint's optional 'postgres' part ({_IMPORT_ERROR}): "
@@ -142,12 +176,16 @@ class PostgresGallery:
         self._conn = None
         self._exact_below = EXACT_SEARCH_BELOW
         self._iterative = False
+        self._cipher: BlobCipher | None = None
+        self._transform = transform
+        self._gallery_id = ""
         try:
             self._conn = psycopg.connect(self._conninfo, autocommit=True)
         except psycopg.Error as exc:
             raise GalleryError(f"cannot open gallery {self.path}: {exc}".strip()) from exc
         try:
             self._model, self._dim = self._load_or_create(model, dim)
+            self._check_privacy(key, transform)
         except psycopg.Error as exc:
             self.close()
             raise GalleryError(f"cannot open gallery {self.path}: {exc}") from exc
@@ -224,6 +262,68 @@ class PostgresGallery:
                          (str(current),))
             meta["schema_version"] = str(current)
         return meta
+
+    def _check_privacy(self, key: GalleryKey | None, transform: CancelableTransform | None) -> None:
+        """Check ``key`` and ``transform`` against the gallery's meta; record them on a gallery with no faces.
+
+        Runs under the migration lock, so two processes opening a new gallery agree on one answer.
+        """
+        conn = self._conn
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+            meta = dict(conn.execute(self._q("SELECT key, value FROM {s}.faceprint_meta")).fetchall())
+            empty = conn.execute(self._q("SELECT NOT EXISTS (SELECT 1 FROM {s}.faces)")).fetchone()[0]
+            updates = {}
+            encryption = meta.get("encryption")
+            if encryption is not None and encryption != CIPHER_ID:
+                raise GalleryError(f"gallery {self.path} uses unknown encryption {encryption!r}")
+            if encryption and key is None:
+                raise GalleryKeyRequiredError(
+                    f"gallery {self.path} is encrypted: give its key (--key-file or FACEPRINT_GALLERY_KEY)")
+            if encryption and key.fingerprint != meta.get("key_check"):
+                raise WrongGalleryKeyError(
+                    f"gallery {self.path} is encrypted with another key (key check {meta.get('key_check')}, "
+                    f"given {key.fingerprint}); give the key file it was encrypted with")
+            if not encryption and key is not None:
+                if not empty:
+                    raise GalleryNotEncryptedError(
+                        f"gallery {self.path} holds unencrypted templates; a key can only be set on a gallery "
+                        f"with no faces: enrol into a new gallery (another gallery= name) with the key")
+                updates.update(encryption=CIPHER_ID, key_check=key.fingerprint)
+            stored = meta.get("transform")
+            given = transform.id if transform is not None else None
+            if stored != given and not (stored is None and empty):
+                raise TransformMismatchError(
+                    f"gallery {self.path} stores templates under cancelable transform {stored or 'none'}, "
+                    f"not {given or 'none'}; " + ("drop --transform-key-file: it has no transform"
+                                                  if stored is None else
+                                                  "give the --transform-key-file and --transform-mode it was made with"))
+            if stored is None and given is not None:
+                updates["transform"] = given
+            if "gallery_id" not in meta:  # an id once set never changes: it is in every ciphertext's AAD
+                updates["gallery_id"] = uuid.uuid4().hex
+            if updates:
+                conn.cursor().executemany(self._q(
+                    "INSERT INTO {s}.faceprint_meta(key, value) VALUES (%s, %s) "
+                    "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"), list(updates.items()))
+            self._gallery_id = updates.get("gallery_id", meta.get("gallery_id"))
+        if key is not None:
+            self._cipher = BlobCipher(key)
+
+    @property
+    def encrypted(self) -> bool:
+        """True when templates and images are stored encrypted."""
+        return self._cipher is not None
+
+    @property
+    def transform_id(self) -> str | None:
+        """The id of the cancelable transform templates are stored under, or ``None``."""
+        return self._transform.id if self._transform is not None else None
+
+    @property
+    def _in_index(self) -> bool:
+        """Whether the ``embedding`` column (and so SQL search) holds the templates: not when only ciphertext may."""
+        return self._cipher is None or self._transform is not None
 
     def _canonical_names(self, conn) -> None:
         """Rename every person to the canonical form of their name; merge people whose names collide.
@@ -305,6 +405,17 @@ class PostgresGallery:
             "updated_at = EXCLUDED.updated_at RETURNING id"), (name, meta, now, now)).fetchone()
         return int(row[0])
 
+    def _face_aad(self, face_id: int, person_id: int) -> bytes:
+        return f"faceprint/{self._gallery_id}/face/{face_id}/person/{person_id}".encode()
+
+    def _image_aad(self, face_id: int) -> bytes:
+        return f"faceprint/{self._gallery_id}/image/{face_id}".encode()
+
+    def _stored_vector(self, template: Template) -> np.ndarray:
+        """The vector as it is stored: checked, then transformed when the gallery has a transform."""
+        vec = self._check_template(template)
+        return vec if self._transform is None else self._transform.apply(vec).astype("<f4")
+
     def _enroll_one(self, conn, person: str, items: Sequence[EnrolmentItem], metadata: dict | None) -> int:
         """Write ``items`` for ``person``, skipping images already stored for them; returns the person id."""
         person = normalise_name(person)
@@ -312,26 +423,41 @@ class PostgresGallery:
             raise GalleryError(f"nothing to enrol for {person!r}")
         for item in items:  # validate everything before writing anything
             checked_digest(item)
+            if item.image is not None and not isinstance(item.image, (bytes, bytearray)):
+                raise GalleryError("a face image must be given as encoded bytes")
         now = _now()
         pid = self._ensure_person(conn, person, metadata, now)
         stored = {r[0] for r in conn.execute(self._q("SELECT sha256 FROM {s}.faces WHERE person_id = %s "
                                                      "AND sha256 IS NOT NULL"), (pid,))}
         rows = []
         for item in unique_items(items, stored):
-            vec = self._check_template(item.template)
+            vec = self._stored_vector(item.template)
             box = None if item.box is None else json.dumps([float(v) for v in item.box])
             quality = None if item.quality is None else float(item.quality)
             if quality is not None and not math.isfinite(quality):
                 raise GalleryError("face quality must be finite")
-            rows.append((vec, item.source, box, quality, item.sha256))
-        if rows:  # a concurrent writer's copy of the same image wins: ON CONFLICT DO NOTHING
+            rows.append((vec, item.source, box, quality, item.sha256, item.image))
+        insert = ("INSERT INTO {s}.faces (id, person_id, embedding, template, source, box, quality, created_at, sha256) "
+                  "VALUES (COALESCE(%s, nextval(pg_get_serial_sequence('{s}.faces', 'id'))), %s, %s::vector, %s, "
+                  "%s, %s::jsonb, %s, %s, %s) "
+                  "ON CONFLICT (person_id, sha256) WHERE sha256 IS NOT NULL DO NOTHING")
+        if rows and self._cipher is None and all(r[5] is None for r in rows):
+            # plain templates, no images: one round trip; a concurrent writer's copy of an image wins
             with conn.cursor() as cur:
-                cur.executemany(self._q(
-                    "INSERT INTO {s}.faces (person_id, embedding, source, box, quality, created_at, sha256) "
-                    "VALUES (%s, %s::vector, %s, %s::jsonb, %s, %s, %s) "
-                    "ON CONFLICT (person_id, sha256) WHERE sha256 IS NOT NULL DO NOTHING"),
-                    [(pid, _vector_literal(vec), source, box, quality, now, digest)
-                     for vec, source, box, quality, digest in rows])
+                cur.executemany(self._q(insert), [(None, pid, _vector_literal(vec), None, source, box, quality, now,
+                                                   digest) for vec, source, box, quality, digest, _ in rows])
+            return pid
+        for vec, source, box, quality, digest, image in rows:  # ids first: they are in the ciphertexts' AAD
+            fid = int(conn.execute(self._q("SELECT nextval(pg_get_serial_sequence('{s}.faces', 'id'))")).fetchone()[0])
+            sealed = None if self._cipher is None else self._cipher.encrypt(vec.tobytes(), self._face_aad(fid, pid))
+            added = conn.execute(self._q(insert + " RETURNING id"), (
+                fid, pid, _vector_literal(vec) if self._in_index else None, sealed, source, box, quality, now,
+                digest)).fetchone()
+            if added is not None and image is not None:
+                data = bytes(image)
+                if self._cipher is not None:
+                    data = self._cipher.encrypt(data, self._image_aad(fid))
+                conn.execute(self._q("INSERT INTO {s}.face_images (face_id, image) VALUES (%s, %s)"), (fid, data))
         return pid
 
     # -- writes -----------------------------------------------------------------------------
@@ -403,6 +529,24 @@ class PostgresGallery:
                                         "FROM {s}.faces WHERE person_id = %s ORDER BY id"), (pid,)).fetchall()
         return [FaceRecord(int(r[0]), int(r[1]), r[2], r[3], r[4], r[5], r[6]) for r in rows]
 
+    def faces_with_image(self, person: str) -> set[int]:
+        """Ids of ``person``'s faces that have a stored image (nothing is read or decrypted)."""
+        with self._transaction() as conn:
+            pid = self.get_person(person).id
+            rows = conn.execute(self._q("SELECT i.face_id FROM {s}.face_images i JOIN {s}.faces f ON f.id = i.face_id "
+                                        "WHERE f.person_id = %s"), (pid,)).fetchall()
+        return {int(r[0]) for r in rows}
+
+    def face_image(self, face_id: int) -> bytes | None:
+        """The image bytes stored with face ``face_id`` (decrypted), or ``None`` when none was stored."""
+        with self._transaction() as conn:
+            row = conn.execute(self._q("SELECT image FROM {s}.face_images WHERE face_id = %s"),
+                               (int(face_id),)).fetchone()
+        if row is None:
+            return None
+        data = bytes(row[0])
+        return data if self._cipher is None else self._cipher.decrypt(data, self._image_aad(int(face_id)))
+
     def __len__(self) -> int:
         """Number of persons."""
         with self._transaction() as conn:
@@ -420,10 +564,21 @@ class PostgresGallery:
                                                        "WHERE source IS NOT NULL"))}
 
     def matrix(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(face_ids int64[n], person_ids int64[n], vectors float32[n, dim]), read-only. Reads every row."""
+        """(face_ids int64[n], person_ids int64[n], vectors float32[n, dim]), read-only. Reads every row.
+
+        The vectors are the stored ones: transformed under a cancelable transform, decrypted with a key.
+        """
         with self._transaction() as conn:
+            return self._read_matrix(conn)
+
+    def _read_matrix(self, conn) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if self._cipher is None:
             rows = conn.execute(self._q("SELECT id, person_id, embedding::real[] FROM {s}.faces "
                                         "ORDER BY person_id, id")).fetchall()
+        else:
+            rows = [(f, p, np.frombuffer(self._cipher.decrypt(bytes(blob), self._face_aad(f, p)), dtype="<f4"))
+                    for f, p, blob in conn.execute(self._q("SELECT id, person_id, template FROM {s}.faces "
+                                                           "ORDER BY person_id, id")).fetchall()]
         fids = np.array([r[0] for r in rows], dtype=np.int64)
         pids = np.array([r[1] for r in rows], dtype=np.int64)
         vecs = np.array([r[2] for r in rows], dtype=np.float32).reshape(len(rows), self._dim)
@@ -440,26 +595,51 @@ class PostgresGallery:
         return self.search_many(self._check_template(template)[None, :], k)[0]
 
     def search_many(self, vectors: np.ndarray, k: int = 5) -> list[list[Candidate]]:
-        """:meth:`search` for each row of a float32 ``[m, dim]`` array of this gallery's model."""
+        """:meth:`search` for each row of a float32 ``[m, dim]`` array of this gallery's model.
+
+        Probes are plain templates: with a cancelable transform the gallery transforms them itself
+        and reports cosine-scale scores.
+        """
         q = checked_probes(vectors, self._dim, k)
+        if self._transform is not None:
+            q = self._transform.apply(q)
         with self._transaction() as conn:
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")  # one snapshot
-            n_faces = conn.execute(self._q("SELECT COUNT(*) FROM (SELECT 1 FROM {s}.faces LIMIT %s) t"),
-                                   (max(self._exact_below, 1),)).fetchone()[0]
-            if n_faces == 0:
-                return [[] for _ in range(len(q))]
-            exact = n_faces < self._exact_below
-            if exact:
-                conn.execute("SET LOCAL enable_indexscan = off")
-            ranked = []
-            for vec in q:
-                literal = _vector_literal(vec)
-                best = None if exact else self._search_ann(conn, literal, k)
-                ranked.append(best if best is not None else self._search_exact(conn, literal, k))
+            if not self._in_index:
+                ranked = self._search_decrypted(conn, q, k)
+            else:
+                n_faces = conn.execute(self._q("SELECT COUNT(*) FROM (SELECT 1 FROM {s}.faces LIMIT %s) t"),
+                                       (max(self._exact_below, 1),)).fetchone()[0]
+                if n_faces == 0:
+                    return [[] for _ in range(len(q))]
+                exact = n_faces < self._exact_below
+                if exact:
+                    conn.execute("SET LOCAL enable_indexscan = off")
+                ranked = []
+                for vec in q:
+                    literal = _vector_literal(vec)
+                    best = None if exact else self._search_ann(conn, literal, k)
+                    ranked.append(best if best is not None else self._search_exact(conn, literal, k))
             ids = sorted({pid for row in ranked for pid, _ in row})
             names = dict(conn.execute(self._q("SELECT id, name FROM {s}.persons WHERE id = ANY(%s)"),
                                       (ids,)).fetchall()) if ids else {}
+        if self._transform is not None:
+            ranked = [[(pid, float(self._transform.to_cosine(score))) for pid, score in row] for row in ranked]
         return [[Candidate(names[pid], pid, score) for pid, score in row] for row in ranked]
+
+    def _search_decrypted(self, conn, q: np.ndarray, k: int) -> list[list[tuple[int, float]]]:
+        """Exact search over the decrypted templates (an encrypted gallery without a transform)."""
+        _, pids, vecs = self._read_matrix(conn)
+        if len(pids) == 0:
+            return [[] for _ in range(len(q))]
+        starts = np.flatnonzero(np.r_[True, pids[1:] != pids[:-1]])
+        scores = np.maximum.reduceat(q @ vecs.T, starts, axis=1)  # [m, persons]: max per person
+        person_ids = pids[starts]
+        out = []
+        for row in scores:
+            order = np.lexsort((person_ids, -row))[:k]  # score desc, then person id for ties
+            out.append([(int(person_ids[j]), float(row[j])) for j in order])
+        return out
 
     def _search_exact(self, conn, literal: str, k: int) -> list[tuple[int, float]]:
         rows = conn.execute(self._q(
