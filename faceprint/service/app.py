@@ -25,10 +25,12 @@ from ..extras import extra_not_installed
 try:
     from fastapi import Depends, FastAPI, Query, Request
     from fastapi.exceptions import RequestValidationError
+    from fastapi.openapi.docs import get_swagger_ui_html
     from fastapi.responses import FileResponse, JSONResponse, Response
     from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
     from fastapi.staticfiles import StaticFiles
     from starlette.concurrency import run_in_threadpool
+    from swagger_ui_bundle import swagger_ui_path  # Swagger UI's files, served at /docs (no CDN)
 except ImportError as exc:  # the optional "service" part of faceprint
     raise extra_not_installed("service", "the REST service (faceprint.service.app)", [exc.name or "fastapi"]) from exc
 
@@ -41,6 +43,7 @@ from ..pipeline.image_io import DEFAULT_MAX_PIXELS
 from ..privacy.audit import AuditLog
 from ..privacy.crypto import GalleryKey
 from ..profiles import DEFAULT_FMR, DEFAULT_PROFILE
+from . import challenges as active
 from . import faces as picking
 from . import schemas
 from .collections import Collections
@@ -121,6 +124,7 @@ class Service:
                                   settings.max_pixels)
         self.loaded: list[str] = []
         self.audit = AuditLog(settings.audit_log, actor="service") if settings.audit_log else None
+        self.challenges: active.ChallengeStore = active.MemoryChallengeStore()  # see challenges.py: per process
         self._write_locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
 
@@ -264,6 +268,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     app.state.service = service
     app.add_middleware(BodyLimit, limit=settings.max_upload_bytes)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.mount("/docs/static", StaticFiles(directory=swagger_ui_path), name="swagger-ui")
 
     @app.exception_handler(FaceprintError)
     async def faceprint_error(request: Request, exc: FaceprintError) -> JSONResponse:
@@ -292,6 +297,14 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:
         return FileResponse(STATIC / "index.html")
+
+    @app.get("/docs", include_in_schema=False)
+    async def api_docs() -> Response:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="faceprint API",
+                                   swagger_js_url="/docs/static/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs/static/swagger-ui.css",
+                                   swagger_favicon_url="/docs/static/favicon-32x32.png",
+                                   swagger_ui_parameters={"validatorUrl": None})
 
     @app.get("/health", response_model=schemas.Health, tags=["health"])
     async def health() -> schemas.Health:
@@ -398,6 +411,53 @@ def create_app(settings: ServiceSettings) -> FastAPI:
                     "faces": [{"box": box, "liveness": c.to_dict()} for box, c in checks]}
 
         return await service.pool.submit(settings.profile, run)
+
+    # -- active liveness: a random blink / turn / smile challenge fed frame by frame -----
+
+    def own_challenge(challenge_id: str, key: ApiKey) -> active.ChallengeRecord:
+        record = service.challenges.get(challenge_id)
+        if record is None or record.key_id != key.id:  # another key's challenge: the same 404 as none
+            raise active.ChallengeNotFoundError(f"no liveness challenge {challenge_id!r} for this key (or it "
+                                                f"expired after {active.CHALLENGE_TTL_S:g} s); start a new one")
+        return record
+
+    @app.post("/v1/liveness/challenges", response_model=schemas.ChallengeOut, status_code=201, tags=["liveness"])
+    async def start_challenge(key: AnyReader, body: schemas.ChallengeRequest | None = None) -> dict:
+        """Start an active liveness check: random steps to ask for, and the id to post frames to."""
+        body = body or schemas.ChallengeRequest()
+        record = active.new_record(key.id, n_steps=body.n_steps, timeout_s=body.step_timeout_s,
+                                   mirrored=body.mirrored, now=service.challenges.clock())
+        service.challenges.add(record)
+        return active.describe(record)
+
+    @app.get("/v1/liveness/challenges/{challenge_id}", response_model=schemas.ChallengeOut, tags=["liveness"])
+    async def get_challenge(challenge_id: str, key: AnyReader) -> dict:
+        """Where a challenge stands, and its verdict once it passed or failed."""
+        return active.describe(own_challenge(challenge_id, key))
+
+    @app.post("/v1/liveness/challenges/{challenge_id}/frames", response_model=schemas.ChallengeOut,
+              tags=["liveness"], openapi_extra={"requestBody": {"content": schemas.IMAGE_BODY, "required": True,
+                                                                "description": "field `image`: one whole camera "
+                                                                               "frame, as it was taken"}})
+    async def challenge_frame(challenge_id: str, request: Request, key: AnyReader) -> dict:
+        """Feed one camera frame: the state to show next (instruction, time left) and, once over, the verdict."""
+        arrived = service.challenges.clock()
+        record = own_challenge(challenge_id, key)
+        images, _ = await _read_images(request, ("image",), 1)
+        label, data = _one(images, "image")
+        if active.replay(record)[0].done:  # over: nothing more to read off frames
+            return active.describe(record)
+
+        def run(engine) -> active.FrameRecord:
+            return active.read_frame(engine, engine.load(data, label=label), arrived - record.started_at)
+
+        frame = await service.pool.submit(settings.profile, run)
+        answer = await run_in_threadpool(service.challenges.update, challenge_id,
+                                         lambda r: active.describe(r, active.add_frame(r, frame)))
+        if answer["done"]:
+            request.state.audit_details = {"challenge": record.steps, "live": answer["result"]["live"],
+                                           "reason": answer["result"]["reason"]}
+        return answer
 
     @app.post("/v1/verify", response_model=schemas.VerifyOut, tags=["faces"],
               openapi_extra={"requestBody": {"content": schemas.PAIR_BODY, "required": True,
@@ -551,8 +611,13 @@ def create_app(settings: ServiceSettings) -> FastAPI:
               openapi_extra={"requestBody": {"content": schemas.IMAGE_BODY, "required": True,
                                              "description": "field `image`: any number of faces"}})
     async def identify(collection: str, request: Request, key: Reader,
-                       top_k: Annotated[int, Query(ge=1)] = 3, require_live: bool = False) -> dict:
-        """Name every face in `image`: top-k candidates, and `unknown` when none reaches the threshold."""
+                       top_k: Annotated[int, Query(ge=1)] = 3, require_live: bool = False,
+                       liveness: bool = False) -> dict:
+        """Name every face in `image`: top-k candidates, and `unknown` when none reaches the threshold.
+
+        `liveness=true` adds each face's passive liveness (as `require_live` does) without refusing
+        to name a face that fails it: one request for names and live/spoof badges.
+        """
         info = service.collections.info(collection)
         images, _ = await _read_images(request, ("image",), 1)
         label, data = _one(images, "image")
@@ -562,12 +627,16 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         def run(engine) -> dict:
             image = engine.load(data, label=label)
             results = engine.identify(image, gallery, k=k, require_live=require_live)
+            faces = [{**r.to_dict(), "unknown": r.person is None} for r in results]
+            if liveness:
+                for r, out in zip(results, faces, strict=True):
+                    out.setdefault("liveness", (r.liveness or engine.check_live(r.face)).to_dict())
             request.state.audit_details = {"faces": len(results), "matched": [r.person for r in results if r.person],
                                            "rejected": sum(bool(r.rejected) for r in results),
                                            "skipped": sum(bool(r.skipped) for r in results)}
             return {"width": image.shape[1], "height": image.shape[0], "threshold": round(engine.threshold, 4),
                     "fmr": engine.fmr, "model": engine.model_id,
-                    "faces": [{**r.to_dict(), "unknown": r.person is None} for r in results]}
+                    "faces": faces}
 
         return await service.pool.submit(info.profile, run)
 

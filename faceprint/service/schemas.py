@@ -301,3 +301,54 @@ IMAGE_BODY = image_content(ImageForm, ImageJson)  # detect, identify
 FACE_IMAGE_BODY = image_content(FaceImageForm, FaceImageJson)  # verify against an enrolled person
 PAIR_BODY = image_content(PairForm, PairJson)  # verify two images
 ENROL_BODY = image_content(EnrolForm, EnrolJson)  # enrol a person
+
+
+class ChallengeRequest(BaseModel):
+    n_steps: int = Field(default=2, ge=1, le=4, description="how many actions, drawn at random without repeats from "
+                                                            "blink, turn_left, turn_right, smile")
+    step_timeout_s: float = Field(default=5.0, ge=1.0, le=30.0, description="seconds allowed for each step")
+    mirrored: bool = Field(default=False, description="true when the frames are flipped like a selfie preview "
+                                                      "(swaps what counts as the subject's left and right)")
+
+
+class ChallengeStepOut(BaseModel):
+    action: str
+    passed: bool
+    started_s: float
+    ended_s: float
+    reason: str | None
+    value: float | None = Field(description="blink depth, yaw change or mouth ratio that decided the step")
+
+
+class ChallengeResultOut(BaseModel):
+    live: bool = Field(description="every step passed and the subject's mean passive live score reached its threshold")
+    passed: bool = Field(description="every step passed, in order, each within its time limit")
+    reason: str | None = Field(description="why the check failed (the step and what was seen, or the passive check); "
+                                           "null when live")
+    challenge: list[str]
+    steps: list[ChallengeStepOut]
+    elapsed_s: float
+    frames: int
+    face_frames: int
+    multiple_faces_frames: int
+    passive: dict | None = Field(default=None, description="mean passive live score over the frames with a face: "
+                                                           "score, is_live, threshold, frames, live_frames, "
+                                                           "attack_type")
+
+
+class ChallengeOut(BaseModel):
+    id: str = Field(description="the challenge's id: post its frames to /v1/liveness/challenges/{id}/frames")
+    steps: list[str] = Field(description="the actions asked for, in order (random)")
+    instructions: list[str] = Field(description="what to tell the person for each step")
+    step_timeout_s: float
+    expires_at: float = Field(description="Unix time after which the challenge is forgotten (404)")
+    frames: int = Field(description="frames taken so far")
+    phase: str = Field(description="calibrating, challenge, passed or failed")
+    step: int = Field(description="index of the current step")
+    action: str | None = Field(description="the current step's action (null while calibrating or when done)")
+    instruction: str | None = Field(description="what to show the person now")
+    remaining_s: float | None = Field(description="seconds left for the current step or calibration")
+    face_found: bool = Field(description="the last frame showed a face")
+    box: list[float] | None = Field(description="[x, y, width, height] of the last frame's largest face")
+    done: bool
+    result: ChallengeResultOut | None = Field(description="the verdict, once the challenge passed or failed")
