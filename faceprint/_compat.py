@@ -48,7 +48,8 @@ MOVED: dict[str, str] = {
     "faceprint.video_events": "faceprint.video.events",
     "faceprint.clustering": "faceprint.grouping.clustering",
     "faceprint.face_grouping": "faceprint.grouping.faces",
-    "faceprint.score_normalisation": "faceprint.evaluation.score_normalisation",
+    "faceprint.score_normalisation": "faceprint.matching.normalisation",
+    "faceprint.evaluation.score_normalisation": "faceprint.matching.normalisation",
     "faceprint.demo": "faceprint.cli.demo",
 }
 

@@ -12,12 +12,12 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import math
 import os
 from dataclasses import dataclass, field
 from importlib import resources
 
-from .errors import FaceprintError, UnknownModelError
+from .errors import UnknownModelError
+from .matching.thresholds import interpolated_threshold
 from .models import registry
 from .models.onnx_embedder import OnnxEmbedder, OnnxEmbedderSpec, card_for, read_specs
 from .pipeline.embedding import FusionPart
@@ -50,23 +50,7 @@ class Profile:
         Between calibrated points the threshold is interpolated linearly in log(FMR); outside
         them it is an error, because extrapolating an FMR is a guess.
         """
-        if not self.thresholds:
-            raise FaceprintError(
-                f"profile '{self.name}' has no calibrated thresholds: pass an explicit threshold"
-            )
-        if fmr in self.thresholds:
-            return self.thresholds[fmr]
-        points = sorted(self.thresholds.items())
-        if not points[0][0] <= fmr <= points[-1][0]:
-            raise FaceprintError(
-                f"FMR {fmr:g} is outside the calibrated range "
-                f"{points[0][0]:g}..{points[-1][0]:g} of profile '{self.name}'"
-            )
-        for (f0, t0), (f1, t1) in zip(points, points[1:]):
-            if f0 <= fmr <= f1:
-                w = (math.log(fmr) - math.log(f0)) / (math.log(f1) - math.log(f0))
-                return t0 + w * (t1 - t0)
-        raise AssertionError("unreachable")  # pragma: no cover
+        return interpolated_threshold(self.thresholds, fmr, f"profile '{self.name}'")
 
     def flips(self, part: FusionPart) -> bool:
         """Whether ``part`` embeds mirror images too (its own setting, else the profile's)."""

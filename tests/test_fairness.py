@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from faceprint.evaluation import fairness as F
-from faceprint.evaluation.score_normalisation import (
+from faceprint.matching.normalisation import (
     NormaliserError,
     ScoreNormaliser,
     fit_normaliser,

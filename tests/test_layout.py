@@ -35,6 +35,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                            "faceprint._compat")),
     ("models", ("faceprint.models",)),
     ("pipeline", ("faceprint.pipeline",)),
+    ("matching", ("faceprint.matching",)),
+    ("attributes", ("faceprint.attributes",)),  # read off detected faces, beside embedding; the engine calls them
     ("privacy", ("faceprint.privacy",)),
     ("gallery", ("faceprint.gallery",)),
     ("profiles", ("faceprint.profiles",)),

@@ -541,7 +541,7 @@ def run_mitigation(
     from .lfw import read_pairs
     from .metrics import kfold_accuracy, threshold_at_fmr
     from .runner import lfw_templates
-    from .score_normalisation import fit_normaliser
+    from ..matching.normalisation import fit_normaliser
 
     subjects, _ = read_utkface(utk_root)
     utk, _ = utkface_templates(engine, utk_root, [s.name for s in subjects], progress=progress, cache=cache)

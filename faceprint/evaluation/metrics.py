@@ -21,6 +21,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from ..matching.thresholds import threshold_at_fmr  # noqa: F401 (re-exported: evaluation's name for it)
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -131,42 +133,6 @@ def eer(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
     else:
         threshold = thr[i - 1] + alpha * (thr[i] - thr[i - 1])
     return float(rate), float(threshold)
-
-
-def threshold_at_fmr(impostor_scores: np.ndarray, fmr: float) -> float:
-    """Smallest threshold meeting a false-match-rate bound.
-
-    Returns the smallest threshold ``t`` such that the fraction of impostor scores with
-    ``score >= t`` is ``<= fmr``. With ``n`` impostors at most ``k = floor(fmr * n)`` of them may
-    be accepted, so the set of valid thresholds is ``(s_(k+1), +inf)`` where ``s_(k+1)`` is the
-    (k+1)-th largest impostor score; the returned value is the next float64 above ``s_(k+1)``
-    (``np.nextafter``). Do not round it to float32: that can land back on ``s_(k+1)``.
-
-    The achievable resolution is ``1/n``. If ``fmr < 1/n`` no impostor may be accepted: the
-    result is the maximum impostor score plus one ulp and a warning is logged, because the
-    measured FMR (0) says nothing reliable about the requested rate.
-
-    Args:
-        impostor_scores: similarity scores of different-person pairs.
-        fmr: target false match rate in ``(0, 1)``.
-    """
-    imp = np.asarray(impostor_scores, dtype=np.float64).ravel()
-    if imp.size == 0:
-        raise ValueError("impostor_scores is empty")
-    if not np.all(np.isfinite(imp)):
-        raise ValueError("impostor_scores contain NaN or infinite values")
-    if not 0.0 < fmr < 1.0:
-        raise ValueError(f"fmr must be in (0, 1), got {fmr}")
-    n = imp.size
-    k = int(math.floor(fmr * n + 1e-9))  # tolerance for e.g. 1e-3 * 1e5 = 99.99999...
-    if k == 0:
-        logger.warning(
-            "FMR %.3g is below the resolution 1/%d of %d impostor scores; "
-            "using max impostor score + epsilon (measured FMR is 0)",
-            fmr, n, n,
-        )
-    desc = np.sort(imp)[::-1]
-    return float(np.nextafter(desc[k], np.inf))
 
 
 def tmr_at_fmr(scores: np.ndarray, labels: np.ndarray, fmr: float) -> tuple[float, float]:
