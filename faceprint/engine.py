@@ -15,6 +15,7 @@ import hashlib
 import logging
 import os
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -34,14 +35,16 @@ from .errors import (
 from .gallery import EnrolmentItem, Gallery, GalleryStore, PersonRecord, is_postgres_url, open_gallery, stored_digests
 from .gallery.records import repeated_items
 from .gallery.names import normalise_name
+from .matching.normalisation import ScoreNormaliser, fair_model_id, is_fair_model, plain_model_id
 from .models import registry
 from .pipeline.image_io import DEFAULT_MAX_PIXELS, ImageInput, describe_source, load_image
 from .pipeline.quality import QualityGate
 from .profiles import DEFAULT_FMR, DEFAULT_PROFILE, Profile, reenrol_hint
 from .profiles import get as get_profile
-from .types import Face, Identification, Liveness, Template, Verification, tied_names
+from .types import Candidate, Face, Identification, Liveness, Template, Verification, tied_names
 
 if TYPE_CHECKING:
+    from .attributes import Analysis, FaceAnalyzer
     from .models.pad_passive import PassiveLiveness
     from .privacy.cancelable import CancelableTransform
     from .privacy.crypto import GalleryKey
@@ -74,10 +77,24 @@ def image_digest(image: np.ndarray) -> str:
     return hashlib.sha256(header + pixels.tobytes()).hexdigest()
 
 
-def _with_reenrol_hint(error: ModelMismatchError) -> ModelMismatchError:
-    """``error``, or a copy whose message says how to re-enrol when the gallery it names (``found``)
-    was made by a previous built-in profile (:func:`faceprint.profiles.reenrol_hint`)."""
-    hint = reenrol_hint(error.found) if error.found else None
+def fair_hint(found: str, wanted: str) -> str | None:
+    """What to do when a gallery of model ``found`` is opened by an engine of model ``wanted`` and the two
+    differ only in fair score normalisation (:func:`faceprint.matching.normalisation.fair_model_id`); else None."""
+    if found == wanted or plain_model_id(found) != plain_model_id(wanted):
+        return None
+    if is_fair_model(found):
+        return (f"its scores are fair-normalised ({found}): open it with fair scores (--fair; fair=True in Python; "
+                f"a service collection created with \"fair\": true), or re-enrol its people into a new gallery "
+                f"without --fair")
+    return (f"its scores are not fair-normalised ({found}): open it without --fair (fair=False), or re-enrol its "
+            f"people into a new gallery with --fair (faceprint enroll --fair --tree PHOTOS --gallery NEW.db)")
+
+
+def _with_reenrol_hint(error: ModelMismatchError, wanted: str = "") -> ModelMismatchError:
+    """``error``, or a copy whose message says what to do when the gallery it names (``found``) was made
+    by a previous built-in profile (:func:`faceprint.profiles.reenrol_hint`) or differs from the
+    engine's model ``wanted`` only in fair score normalisation (:func:`fair_hint`)."""
+    hint = (fair_hint(error.found, wanted) or reenrol_hint(error.found)) if error.found else None
     return ModelMismatchError(f"{error}: {hint}", found=error.found) if hint else error
 
 
@@ -100,6 +117,15 @@ class Engine:
 
     ``fmr`` picks the calibrated threshold (false-match rate on impostor pairs); ``threshold``
     overrides it with an explicit cosine similarity.
+
+    ``fair=True`` compares and searches through the fair score normaliser shipped for the profile
+    (:class:`~faceprint.matching.normalisation.ScoreNormaliser`: each score is shifted by the
+    offsets of the two templates' clusters, so that no region of the template space, such as
+    children's or one ethnicity's faces, gets many times the false-match rate of another), with
+    thresholds calibrated on normalised scores. Its templates and galleries carry the model id
+    ``<profile model id>+fair``: a gallery enrolled without it is refused, and the reverse.
+    Raises :class:`~faceprint.matching.normalisation.NormaliserMissingError` for a profile without
+    a shipped normaliser, and UnsupportedInputError with a cancelable ``transform``.
     """
 
     def __init__(
@@ -115,16 +141,23 @@ class Engine:
         transform: CancelableTransform | None = None,
         check_domain: bool = False,
         check_morph: bool = False,
+        fair: bool = False,
     ) -> None:
         self.profile = profile if isinstance(profile, Profile) else get_profile(profile)
+        if fair and transform is not None:
+            raise UnsupportedInputError("fair scores (--fair) cannot be used with cancelable templates: the "
+                                        "normaliser needs the plain templates; drop --fair or the transform key")
+        self.normaliser: ScoreNormaliser | None = (
+            ScoreNormaliser.for_profile(self.profile.name, self.profile.model_id) if fair else None)
         self.detector_name = detector
         self.fmr = fmr
-        self.threshold = threshold if threshold is not None else self.profile.threshold(fmr)
+        self.threshold = threshold if threshold is not None else self.calibrated_threshold(fmr)
         self.gate = gate or QualityGate()
         self.max_pixels = max_pixels
         self._finder: FaceFinder | None = None
         self._recognizer: Recognizer | None = None
         self._liveness: PassiveLiveness | None = None
+        self._analyzer: FaceAnalyzer | None = None
         self.key, self.transform = key, transform
         self.check_domain = check_domain
         self.check_morph = check_morph
@@ -138,14 +171,23 @@ class Engine:
         or the profile is not calibrated that far.
         """
         try:
-            return max(self.threshold, self.profile.threshold(DUPLICATE_FMR))
+            return max(self.threshold, self.calibrated_threshold(DUPLICATE_FMR))
         except FaceprintError:
             return self.threshold
 
     @property
+    def fair(self) -> bool:
+        """Whether scores go through the fair score normaliser (``Engine(fair=True)``)."""
+        return self.normaliser is not None
+
+    def calibrated_threshold(self, fmr: float) -> float:
+        """The threshold calibrated at false-match rate ``fmr`` for this engine's scores (fair or plain)."""
+        return self.normaliser.threshold_at(fmr) if self.normaliser else self.profile.threshold(fmr)
+
+    @property
     def model_id(self) -> str:
-        """The id every template of this engine is tagged with."""
-        return self.profile.model_id
+        """The id every template of this engine is tagged with (``+fair`` appended with fair scores)."""
+        return fair_model_id(self.profile.model_id) if self.normaliser else self.profile.model_id
 
     @property
     def finder(self) -> FaceFinder:
@@ -207,11 +249,64 @@ class Engine:
         return self.embed_faces([face])[0]
 
     def compare(self, a: Template, b: Template) -> float:
-        """Cosine similarity of two templates of this engine's model."""
+        """Cosine similarity of two templates of this engine's model (fair-normalised with ``fair=True``)."""
         for t in (a, b):
             if t.model != self.model_id:
-                raise ModelMismatchError(f"template of model '{t.model}' given to engine of model '{self.model_id}'")
+                hint = fair_hint(t.model, self.model_id)
+                raise ModelMismatchError(f"template of model '{t.model}' given to engine of model '{self.model_id}'"
+                                         + (f"; {hint}" if hint else ""))
+        if self.normaliser is not None:
+            return float(self.normaliser.normalise(a.vector, b.vector)[0, 0])
         return float(np.dot(a.vector, b.vector))
+
+    def scores(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Similarity matrix [n_a, n_b] of template vectors ``a`` and ``b`` (rows; fair-normalised with ``fair=True``)."""
+        if self.normaliser is not None:
+            return self.normaliser.normalise(a, b)
+        return np.atleast_2d(a).astype(np.float32) @ np.atleast_2d(b).astype(np.float32).T
+
+    def search(self, store: GalleryStore, vectors: np.ndarray, k: int = 5) -> list[list[Candidate]]:
+        """The top ``k`` enrolled people of ``store`` for each row of ``vectors`` [m, dim], best first.
+
+        Plain scores: the gallery's own search. Fair scores: an exhaustive search of the gallery's
+        templates (:meth:`~faceprint.matching.normalisation.ScoreNormaliser.search`) on normalised
+        scores, a person's score the maximum over their templates.
+        """
+        if self.normaliser is None:
+            return store.search_many(vectors, k=k)
+        _, person_ids, stored = store.matrix()
+        names = {p.id: p.name for p in store.persons()}
+        ranked = self.normaliser.search(vectors, stored, person_ids, k)
+        return [[Candidate(names[p], p, score) for p, score in row] for row in ranked]
+
+    @property
+    def analyzer(self) -> FaceAnalyzer:
+        """The face-attribute reader (:class:`~faceprint.attributes.FaceAnalyzer`) with this engine's quality gate."""
+        if self._analyzer is None:
+            from .attributes import FaceAnalyzer
+
+            self._analyzer = FaceAnalyzer(self.gate)
+        return self._analyzer
+
+    def analyze(self, image: ImageInput, attributes: str | Iterable[str] | None = None) -> Analysis:
+        """Age, gender, expression, head pose, eye state and quality of every face in ``image``, largest first.
+
+        ``attributes`` picks what to compute (``{"age", "expression"}`` or ``"age,expression"``;
+        None: all of :data:`faceprint.attributes.ATTRIBUTES`); only those models run. Every detected
+        face is listed, usable for recognition or not; an attribute a face cannot carry (too small,
+        blurred, turned away) is None with the reason in ``not_estimated``. A photo without a face
+        gives no faces and a ``reason``. Raises the loading errors of :meth:`load` (a corrupt file:
+        :class:`~faceprint.errors.ImageDecodeError`), :class:`~faceprint.errors.UnknownAttributeError`
+        and :class:`~faceprint.errors.ModelUnavailableError`.
+        """
+        from .attributes import Analysis, parse_attributes
+
+        wanted = parse_attributes(attributes)
+        pixels = self.load(image)
+        faces = self.finder.find(pixels)
+        reason = None if faces else no_usable_face_error(describe_source(image), faces).args[0]
+        return Analysis(faces=self.analyzer.analyze(faces, wanted), attributes=wanted,
+                        image_size=(int(pixels.shape[1]), int(pixels.shape[0])), reason=reason)
 
     @property
     def liveness_model(self) -> PassiveLiveness:
@@ -269,7 +364,7 @@ class Engine:
             if gallery.model != self.model_id:
                 raise _with_reenrol_hint(ModelMismatchError(
                     f"gallery {gallery.path} was built with model '{gallery.model}', "
-                    f"this engine uses '{self.model_id}'", found=gallery.model))
+                    f"this engine uses '{self.model_id}'", found=gallery.model), self.model_id)
             return gallery
         privacy = {"key": self.key, "transform": self.transform} if self.key or self.transform else {}
         try:
@@ -277,7 +372,7 @@ class Engine:
                 return open_gallery(gallery, model=self.model_id, dim=self.recognizer.dim or None, **privacy)
             return open_gallery(gallery, model=self.model_id, **privacy)
         except ModelMismatchError as exc:
-            hinted = _with_reenrol_hint(exc)
+            hinted = _with_reenrol_hint(exc, self.model_id)
             if hinted is exc:
                 raise
             raise hinted from exc
@@ -289,7 +384,7 @@ class Engine:
             from .privacy.ood import OodCheck, OodModelMissingError
 
             try:
-                self._ood = OodCheck.for_profile(self.profile.name, self.model_id)
+                self._ood = OodCheck.for_profile(self.profile.name, self.profile.model_id)
             except (OodModelMissingError, ModelMismatchError):
                 self._ood = None
         return self._ood
@@ -306,7 +401,7 @@ class Engine:
         check = self.ood_check if self.check_domain else None
         if check is None:
             return
-        is_face, score = check.check(template)
+        is_face, score = check.check(replace(template, model=self.profile.model_id) if self.fair else template)
         if not is_face:
             raise NotAFaceError(f"{label}: the template does not look like a face's (out-of-domain score "
                                 f"{score:.1f} > {check.threshold:.1f}); use a clearer photo of the face")
@@ -381,7 +476,7 @@ class Engine:
         if not items:
             return
         threshold = self.duplicate_threshold
-        ranked = store.search_many(np.stack([item.template.vector for item in items]), k=2)
+        ranked = self.search(store, np.stack([item.template.vector for item in items]), k=2)
         hits = [(c.score, c.person, item) for item, cands in zip(items, ranked, strict=True) for c in cands
                 if c.person != person and c.score >= threshold]
         if not hits:
@@ -440,7 +535,7 @@ class Engine:
         store = self.open_gallery(gallery, create=False)
         try:
             templates = self.embed_faces(searched)
-            ranked = (store.search_many(np.stack([t.vector for t in templates]), k=max(k, TIE_SEARCH_K))
+            ranked = (self.search(store, np.stack([t.vector for t in templates]), k=max(k, TIE_SEARCH_K))
                       if templates else [])
         finally:
             if store is not gallery:

@@ -62,6 +62,12 @@ class UnknownModelError(FaceprintError):
     code = "unknown_model"
 
 
+class UnknownAttributeError(FaceprintError):
+    """A face attribute name that faceprint cannot compute (see faceprint.attributes.ATTRIBUTES)."""
+
+    code = "unknown_attribute"
+
+
 class ModelUnavailableError(FaceprintError):
     """A registered model whose weights or runtime package is not installed."""
 

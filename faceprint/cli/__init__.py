@@ -27,7 +27,8 @@ log = logging.getLogger("faceprint")
 EXIT_PIPE_CLOSED = 141
 
 # Modules that add their own subcommands: each has register(sub, eval_sub, common).
-SUBCOMMAND_MODULES = ("serve", "pad", "liveness", "video", "cluster", "privacy", "trust", "folder", "doctor")
+SUBCOMMAND_MODULES = ("serve", "pad", "liveness", "video", "cluster", "privacy", "trust", "folder", "doctor",
+                      "analyze")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -35,18 +35,18 @@ def _dashed_rectangle(out: np.ndarray, x: int, y: int, w: int, h: int, colour: t
 
 
 def annotate(image: np.ndarray, faces: Sequence[Face], labels: Sequence[str | None] | None = None,
-             skipped: Sequence[bool] | None = None) -> np.ndarray:
+             skipped: Sequence[bool] | None = None, notes: Sequence[Sequence[str]] | None = None) -> np.ndarray:
     """A copy of an RGB uint8 image (H, W, 3) with each face's box and landmarks, and its label.
 
     Without ``labels`` each face is labelled with its detector score (green). A label of ``None``
     draws the face as unknown (red). A face whose ``skipped`` entry is true (it failed the quality
-    gate) is drawn with a grey dashed box labelled "skipped", whatever its label. ``labels`` and
-    ``skipped``, when given, have one entry per face.
+    gate) is drawn with a grey dashed box labelled "skipped", whatever its label. ``notes`` are
+    lines of text written under each face's box (its attributes, for instance). ``labels``,
+    ``skipped`` and ``notes``, when given, have one entry per face.
     """
-    if labels is not None and len(labels) != len(faces):
-        raise ValueError(f"{len(labels)} labels for {len(faces)} faces")
-    if skipped is not None and len(skipped) != len(faces):
-        raise ValueError(f"{len(skipped)} skipped flags for {len(faces)} faces")
+    for name, given in (("labels", labels), ("skipped flags", skipped), ("notes", notes)):
+        if given is not None and len(given) != len(faces):
+            raise ValueError(f"{len(given)} {name} for {len(faces)} faces")
     out = image.copy()
     scale = max(1.0, max(out.shape[:2]) / 800.0)
     thickness = max(1, round(2 * scale))
@@ -68,6 +68,13 @@ def annotate(image: np.ndarray, faces: Sequence[Face], labels: Sequence[str | No
         cv2.rectangle(out, (x, top), (x + tw + 4, top + th + base + 4), colour, -1)
         cv2.putText(out, text, (x + 2, top + th + 2), cv2.FONT_HERSHEY_SIMPLEX, font_scale,
                     (255, 255, 255), thickness, cv2.LINE_AA)
+        line_top = y + h + 2
+        for line in notes[i] if notes is not None else ():
+            (tw, th), base = cv2.getTextSize(line, cv2.FONT_HERSHEY_SIMPLEX, font_scale, thickness)
+            cv2.rectangle(out, (x, line_top), (x + tw + 4, line_top + th + base + 4), (40, 40, 40), -1)
+            cv2.putText(out, line, (x + 2, line_top + th + 2), cv2.FONT_HERSHEY_SIMPLEX, font_scale,
+                        (255, 255, 255), thickness, cv2.LINE_AA)
+            line_top += th + base + 4
     return out
 
 

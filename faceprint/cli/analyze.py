@@ -1,0 +1,77 @@
+"""``faceprint analyze``: age, gender, expression, head pose, eye state and quality of every face in a photo."""
+
+from __future__ import annotations
+
+import argparse
+
+from .common import emit, engine_from_args, table
+
+
+def _cell(value, text) -> str:
+    return "-" if value is None else text(value)
+
+
+def attribute_notes(result) -> list[str]:
+    """The lines drawn under a face in the annotated image: one per estimated attribute group, then what was not."""
+    lines = []
+    if result.age is not None or result.gender is not None:
+        age = f"age {result.age.years:.0f} ({result.age.low:.0f}-{result.age.high:.0f})" if result.age else ""
+        gender = f"{result.gender.label} {result.gender.confidence:.2f}" if result.gender else ""
+        lines.append(", ".join(x for x in (age, gender) if x))
+    if result.expression is not None:
+        lines.append(f"{result.expression.label} {result.expression.confidence:.2f}")
+    if result.pose is not None:
+        lines.append(f"yaw {result.pose.yaw:+.0f} pitch {result.pose.pitch:+.0f} roll {result.pose.roll:+.0f}")
+    if result.eyes is not None:
+        lines.append("eyes open" if result.eyes.open else "eyes closed")
+    if result.quality is not None:
+        lines.append(f"quality {result.quality.score:.2f}" + (f" ({','.join(result.quality.reasons)})"
+                                                               if result.quality.reasons else ""))
+    lines += [f"{name}: {why}" for name, why in result.not_estimated.items()]
+    return lines
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    """Print each face's attributes (table or JSON); optionally write the photo with them drawn on."""
+    from ..attributes import parse_attributes
+    from ..pipeline.draw import annotate, save_rgb
+
+    wanted = parse_attributes(args.attributes)
+    engine = engine_from_args(args)
+    analysis = engine.analyze(args.image, wanted)
+    if args.out:
+        image = analysis.faces[0].face.image if analysis.faces else engine.load(args.image)
+        save_rgb(annotate(image, [r.face for r in analysis.faces], labels=[f"#{i}" for i in range(len(analysis.faces))],
+                          notes=[attribute_notes(r) for r in analysis.faces]), args.out)
+    rows = [
+        (i, r.face.box.as_list(),
+         _cell(r.age, lambda a: f"{a.years:.0f} ({a.low:.0f}-{a.high:.0f})"),
+         _cell(r.gender, lambda g: f"{g.label} {g.confidence:.2f}"),
+         _cell(r.expression, lambda e: f"{e.label} {e.confidence:.2f}"),
+         _cell(r.pose, lambda p: f"{p.yaw:+.0f} {p.pitch:+.0f} {p.roll:+.0f}"),
+         _cell(r.eyes, lambda e: f"{'open' if e.open else 'closed'} {e.score:.2f}"),
+         _cell(r.quality, lambda q: f"{q.score:.2f}" + (f" {','.join(q.reasons)}" if q.reasons else "")),
+         "; ".join(f"{k}: {v}" for k, v in r.not_estimated.items()) or "-")
+        for i, r in enumerate(analysis.faces)
+    ]
+    columns = {"age": "age (range)", "gender": "gender", "expression": "expression", "pose": "yaw pitch roll",
+               "eyes": "eyes", "quality": "quality"}
+    keep = [0, 1] + [2 + i for i, name in enumerate(columns) if name in analysis.attributes] + [8]
+    headers = ["#", "box [x, y, w, h]", *columns.values(), "not estimated"]
+    text = table([[row[k] for k in keep] for row in rows], [headers[k] for k in keep]) if rows else analysis.reason
+    text += f"\n{len(rows)} face(s)" + (f"; annotated image: {args.out}" if args.out else "")
+    emit(args, {"image": str(args.image), **analysis.to_dict()}, text)
+    return 0
+
+
+def register(sub, eval_sub, common) -> None:
+    """Add ``faceprint analyze``."""
+    from ..attributes import ATTRIBUTES
+
+    p = sub.add_parser("analyze", parents=[common],
+                       help="age, gender, expression, head pose, eyes and quality of every face in a photo")
+    p.add_argument("image", help="the photo")
+    p.add_argument("--attributes", default="all",
+                   help=f"comma-separated, from {','.join(ATTRIBUTES)} (default all); only these are computed")
+    p.add_argument("--out", help="write the photo with each face's box and attributes drawn on it")
+    p.set_defaults(func=cmd_analyze)
