@@ -288,23 +288,24 @@ class Engine:
             self._analyzer = FaceAnalyzer(self.gate)
         return self._analyzer
 
-    def analyze(self, image: ImageInput, attributes: str | Iterable[str] | None = None) -> Analysis:
+    def analyze(self, image: ImageInput, attributes: str | Iterable[str] | None = None, *,
+                label: str | None = None) -> Analysis:
         """Age, gender, expression, head pose, eye state and quality of every face in ``image``, largest first.
 
         ``attributes`` picks what to compute (``{"age", "expression"}`` or ``"age,expression"``;
         None: all of :data:`faceprint.attributes.ATTRIBUTES`); only those models run. Every detected
         face is listed, usable for recognition or not; an attribute a face cannot carry (too small,
         blurred, turned away) is None with the reason in ``not_estimated``. A photo without a face
-        gives no faces and a ``reason``. Raises the loading errors of :meth:`load` (a corrupt file:
+        gives no faces and a ``reason`` (naming ``label``, else the source). Raises the loading errors of :meth:`load` (a corrupt file:
         :class:`~faceprint.errors.ImageDecodeError`), :class:`~faceprint.errors.UnknownAttributeError`
         and :class:`~faceprint.errors.ModelUnavailableError`.
         """
         from .attributes import Analysis, parse_attributes
 
         wanted = parse_attributes(attributes)
-        pixels = self.load(image)
+        pixels = self.load(image, label=label)
         faces = self.finder.find(pixels)
-        reason = None if faces else no_usable_face_error(describe_source(image), faces).args[0]
+        reason = None if faces else no_usable_face_error(label or describe_source(image), faces).args[0]
         return Analysis(faces=self.analyzer.analyze(faces, wanted), attributes=wanted,
                         image_size=(int(pixels.shape[1]), int(pixels.shape[0])), reason=reason)
 

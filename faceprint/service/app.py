@@ -391,6 +391,26 @@ def create_app(settings: ServiceSettings) -> FastAPI:
 
         return await service.pool.submit(settings.profile, run)
 
+    @app.post("/v1/analyze", response_model=schemas.AnalyzeOut, tags=["faces"],
+              openapi_extra={"requestBody": {"content": schemas.IMAGE_BODY, "required": True,
+                                             "description": "field `image`: a file, or base64 in JSON"}})
+    async def analyze(request: Request, key: AnyReader, attributes: str = "all") -> dict:
+        """Age, gender, expression, head pose, eyes and quality of every face; `attributes` (comma-separated:
+        age, gender, expression, pose, eyes, quality, or all) picks what is computed."""
+        from ..attributes import parse_attributes
+
+        wanted = parse_attributes(attributes)
+        images, _ = await _read_images(request, ("image",), 1)
+        label, data = _one(images, "image")
+
+        def run(engine) -> dict:
+            analysis = engine.analyze(data, wanted, label=label)
+            request.state.audit_details = {"faces": len(analysis.faces)}
+            width, height = analysis.image_size
+            return {"width": width, "height": height, **analysis.to_dict()}
+
+        return await service.pool.submit(settings.profile, run)
+
     @app.post("/v1/liveness", response_model=schemas.LivenessCheckOut, tags=["faces"],
               openapi_extra={"requestBody": {"content": schemas.IMAGE_BODY, "required": True,
                                              "description": "field `image`: the whole camera frame (not a face "

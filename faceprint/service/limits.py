@@ -28,6 +28,7 @@ STATUS = {
     "no_face": 422,
     "multiple_faces": 422,
     "unknown_model": 422,
+    "unknown_attribute": 422,
     "invalid_collection": 422,
     "invalid_key_request": 422,
     "invalid_name": 422,

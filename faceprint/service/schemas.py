@@ -86,6 +86,66 @@ class DetectOut(BaseModel):
     faces: list[DetectedFace]
 
 
+class AgeOut(BaseModel):
+    years: float = Field(description="apparent age in years")
+    low: float = Field(description="low end of the model's range for it, years")
+    high: float = Field(description="high end of the model's range for it, years")
+
+
+class GenderOut(BaseModel):
+    label: str = Field(description="female or male: an estimate of appearance, not of a person's identity")
+    confidence: float = Field(description="the model's probability of `label`, 0.5-1")
+    p_female: float = Field(description="the model's probability of female, 0-1")
+
+
+class ExpressionOut(BaseModel):
+    label: str = Field(description="the most probable of angry, disgust, fear, happy, neutral, sad, surprise")
+    confidence: float
+    probabilities: dict[str, float] = Field(description="each of the seven expressions -> probability (sum 1)")
+
+
+class PoseOut(BaseModel):
+    yaw: float = Field(description="degrees, > 0 turned towards the subject's own left (nose to the image's right)")
+    pitch: float = Field(description="degrees, > 0 looking up")
+    roll: float = Field(description="degrees, > 0 head tilted clockwise in the image")
+
+
+class EyesOut(BaseModel):
+    open: bool = Field(description="both eyes open (eye aspect ratio of each at or above `threshold`)")
+    score: float = Field(description="how open the less open eye is, 0-1; 0.5 at the threshold")
+    right_open: bool
+    left_open: bool
+    right_ear: float = Field(description="eye aspect ratio of the subject's right eye (on the image's left)")
+    left_ear: float
+    threshold: float
+
+
+class QualityOut(BaseModel):
+    score: float = Field(description="recognition quality, 0-1")
+    reasons: list[str] = Field(description="what pulled it down: small, blurry, profile, uncertain, dark")
+    usable: bool = Field(description="passes the quality gate for recognition")
+
+
+class AnalyzedFace(BaseModel):
+    face: FaceBox
+    age: AgeOut | None = None
+    gender: GenderOut | None = None
+    expression: ExpressionOut | None = None
+    pose: PoseOut | None = None
+    eyes: EyesOut | None = None
+    quality: QualityOut | None = None
+    not_estimated: dict[str, str] = Field(
+        description="attribute asked for -> why it has no value (face too small, too blurred, turned too far)")
+
+
+class AnalyzeOut(BaseModel):
+    width: int
+    height: int
+    attributes: list[str] = Field(description="the attributes that were computed")
+    faces: list[AnalyzedFace] = Field(description="every detected face, largest first")
+    reason: str | None = Field(description="why `faces` is empty (no face found); null otherwise")
+
+
 class LivenessCueOut(BaseModel):
     cue: str = Field(description="moire, colour gamut, washed out or glare")
     value: float
