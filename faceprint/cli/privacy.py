@@ -11,7 +11,8 @@ import os
 import sys
 
 from ..errors import FaceprintError
-from ..privacy.audit import AuditLog, AuditLogError, audit_cli
+from ..gallery import is_postgres_url
+from ..privacy.audit import AuditLog, AuditLogError, PostgresAuditLog, audit_cli
 from ..privacy.cancelable import MODES
 from ..privacy.crypto import KEY_ENV, GalleryKey, load_key, read_key_file, write_key_file
 from .common import add_gallery_privacy_options, emit, gallery_privacy_from_args
@@ -68,8 +69,13 @@ def _parse_head(text: str | None) -> tuple[int, str] | None:
     return int(seq), digest
 
 
-def _existing_log(path: str) -> AuditLog:
-    """The audit log at ``path``; AuditLogError when there is no such file (a mistyped path is not an empty log)."""
+def _existing_log(path: str) -> AuditLog | PostgresAuditLog:
+    """The audit log at ``path`` (a file, or the service database's table for a ``postgresql://`` URL).
+
+    AuditLogError when there is no such file (a mistyped path is not an empty log).
+    """
+    if is_postgres_url(path):
+        return PostgresAuditLog(path)
     if not os.path.isfile(path):
         raise AuditLogError(f"{path}: no such audit log file; give the log that 'faceprint serve' writes "
                             f"(DATA/audit.log) or that --audit-log / $FACEPRINT_AUDIT_LOG named")
@@ -126,11 +132,12 @@ def register(sub, eval_sub, common) -> None:
     audit = sub.add_parser("audit", help="check or export an audit log").add_subparsers(
         dest="audit_command", required=True)
     p = audit.add_parser("verify", parents=[common], help="check the hash chain (exit 1 if broken)")
-    p.add_argument("log", help="the audit log file")
+    p.add_argument("log", help="the audit log file, or the postgresql:// URL of a service database "
+                               "(faceprint serve --database)")
     p.add_argument("--expect-head", help="SEQ:HASH printed by an earlier verify: also detects truncation")
     p.set_defaults(func=cmd_audit_verify)
     p = audit.add_parser("export", parents=[common], help="print the log as jsonl or csv")
-    p.add_argument("log", help="the audit log file")
+    p.add_argument("log", help="the audit log file, or the postgresql:// URL of a service database")
     p.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
     p.add_argument("--out", help="write to this file instead of standard output")
     p.set_defaults(func=cmd_audit_export)

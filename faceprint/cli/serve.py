@@ -12,20 +12,42 @@ from .common import emit, table
 
 log = logging.getLogger("faceprint")
 ADMIN_KEY_FILE = "admin.key"
+DATABASE_ENV = "FACEPRINT_DATABASE"
 
 
-def _first_admin_key(data: Path) -> Path | None:
-    """On a new data folder, issue an admin key for every collection into ``admin.key`` (mode 0600)."""
-    from ..service.keys import ALL, KeyStore
+def _key_store(data: Path, database: str | None):
+    """The API key store: the service database's table with ``database``, else ``DATA/keys.sqlite``."""
+    if database:
+        from ..service.database import PostgresKeyStore
+
+        return PostgresKeyStore(database)
+    from ..service.keys import KeyStore
 
     data.mkdir(parents=True, exist_ok=True)
-    store = KeyStore(data / "keys.sqlite")
+    return KeyStore(data / "keys.sqlite")
+
+
+def _first_admin_key(data: Path, database: str | None = None) -> Path | None:
+    """On a new data folder (or database), issue an admin key for every collection into ``DATA/admin.key`` (0600).
+
+    With a database, only the first replica ever started finds no key (under a database lock) and
+    writes the file, in its own data folder.
+    """
+    from ..service.keys import ALL
+
+    store = _key_store(data, database)
     try:
-        if store.list():
+        if database:
+            full = store.create_first_admin()
+            if full is None:
+                return None
+        elif store.list():
             return None
-        full, _ = store.create("admin", [ALL], label="first admin key")
+        else:
+            full, _ = store.create("admin", [ALL], label="first admin key")
     finally:
         store.close()
+    data.mkdir(parents=True, exist_ok=True)
     path = data / ADMIN_KEY_FILE
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
@@ -40,33 +62,50 @@ def cmd_serve(args: argparse.Namespace) -> int:
     require_extra("service", "faceprint serve")
     import uvicorn
 
+    from ..errors import FaceprintError
     from ..privacy.crypto import load_key
     from ..profiles import DEFAULT_PROFILE
     from ..service.app import ServiceSettings, create_app
 
+    if args.log_format == "json":
+        from ..service.observability import configure_json_logs
+
+        configure_json_logs(logging.DEBUG if args.verbose else logging.INFO)
     data = Path(args.data)
-    created = _first_admin_key(data)
+    database = args.database or None
+    if database:
+        from ..service.database import check_url
+
+        check_url(database)
+        if args.audit_log:
+            raise FaceprintError("--audit-log names a file; with --database the audit log is the database's "
+                                 "faceprint_audit.audit_log table (faceprint audit verify URL checks it): drop one")
+    created = _first_admin_key(data, database)
     if created:
         print(f"faceprint: new data folder; admin API key written to {created} (read it, then keep it safe)",
               file=sys.stderr)
     settings = ServiceSettings(data_dir=data, profile=args.model or DEFAULT_PROFILE, fmr=args.fmr,
                                max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), max_pixels=args.max_pixels,
                                workers=args.workers or (os.cpu_count() or 1), queue=args.queue,
-                               timeout_s=args.timeout, audit_log=Path(args.audit_log or data / "audit.log"),
-                               key=load_key(args.key_file))
+                               timeout_s=args.timeout,
+                               audit_log=None if database else Path(args.audit_log or data / "audit.log"),
+                               key=load_key(args.key_file), database=database)
     print(f"faceprint: serving http://{args.host}:{args.port}/ (web page), API at /v1, "
           f"OpenAPI at /openapi.json; profile {settings.profile}, {settings.workers} worker(s)", file=sys.stderr)
+    if database:
+        from ..gallery.postgres import mask_url
+
+        print(f"faceprint: state in {mask_url(database)} (keys, collections, audit log; shared by replicas)",
+              file=sys.stderr)
+    logs = {"log_config": None, "access_log": False} if args.log_format == "json" else {}  # JSON: ours, one format
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning",
-                timeout_graceful_shutdown=5)
+                timeout_graceful_shutdown=5, **logs)
     return 0
 
 
 def cmd_apikey(args: argparse.Namespace) -> int:
     """Create, list or revoke API keys directly in a data folder (no running service needed)."""
-    from ..service.keys import KeyStore
-
-    Path(args.data).mkdir(parents=True, exist_ok=True)
-    store = KeyStore(Path(args.data) / "keys.sqlite")
+    store = _key_store(Path(args.data), args.database or None)
     try:
         if args.action == "create":
             full, record = store.create(args.role, args.collections.split(","), args.label)
@@ -102,11 +141,20 @@ def register(sub, eval_sub, common) -> None:
     p.add_argument("--audit-log", default=None,
                    help="hash-chained audit log of every API request (default DATA/audit.log); "
                         "check it with 'faceprint audit verify'")
+    p.add_argument("--database", default=os.environ.get(DATABASE_ENV),
+                   help="postgresql:// URL (PostgreSQL with pgvector): keep keys, collections, templates, kept "
+                        "images and the audit log there, shared by every replica given the same URL "
+                        f"(default ${DATABASE_ENV}; none: everything in --data)")
+    p.add_argument("--log-format", choices=("text", "json"), default="text",
+                   help="json: every log record as one JSON object per line, with one access record per request")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("apikey", parents=[common], help="create, list or revoke service API keys")
     p.add_argument("action", choices=["create", "list", "revoke"])
     p.add_argument("--data", default="faceprint-data", help="the service's data folder")
+    p.add_argument("--database", default=os.environ.get(DATABASE_ENV),
+                   help=f"the service database's postgresql:// URL, for a service run with --database "
+                        f"(default ${DATABASE_ENV})")
     p.add_argument("--role", choices=["reader", "writer", "admin"], default="reader")
     p.add_argument("--collections", default="*", help="comma-separated collection names, or * (default)")
     p.add_argument("--label", default="", help="a note to recognise the key by")

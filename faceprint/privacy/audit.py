@@ -193,57 +193,167 @@ class AuditLog:
 
         ``expected_head`` (a ``(seq, hash)`` saved earlier) also detects records cut off the end.
         """
-        prev, count, head_seq = GENESIS, 0, None
-        seen_head = expected_head is None
-        if self.path.exists():
-            with open(self.path, encoding="utf-8") as fh:
-                for lineno, line in enumerate(fh, 1):
-                    if not line.strip():
-                        continue
-                    bad = self._check_line(line, prev, count)
-                    if bad:
-                        seq = _seq_of(line)
-                        return VerificationReport(False, count, head_seq, prev, seq if seq is not None else count,
-                                                  lineno, bad, [f"line {lineno}: {bad}"])
-                    rec = json.loads(line)
-                    prev, head_seq, count = rec["hash"], rec["seq"], count + 1
-                    if expected_head is not None and (rec["seq"], rec["hash"]) == tuple(expected_head):
-                        seen_head = True
-        if not seen_head:
-            reason = f"saved head seq {expected_head[0]} is not in the log: records were removed from the end"
-            return VerificationReport(False, count, head_seq, prev, count, None, reason, [reason])
-        return VerificationReport(True, count, head_seq, prev)
-
-    @staticmethod
-    def _check_line(line: str, prev: str, expected_seq: int) -> str:
-        """Why ``line`` breaks the chain ('' when it does not)."""
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            return "not a JSON record"
-        if not isinstance(rec, dict) or set(rec) != set(FIELDS):
-            return "fields missing or added"
-        if rec["seq"] != expected_seq:
-            return f"sequence number {rec['seq']} where {expected_seq} was expected (record deleted or moved)"
-        if rec["prev_hash"] != prev:
-            return "prev_hash does not match the previous record (record deleted, inserted or moved)"
-        if record_hash(rec) != rec["hash"]:
-            return "hash does not match the record's content (record edited)"
-        return ""
+        if not self.path.exists():
+            return verify_lines([], expected_head)
+        with open(self.path, encoding="utf-8") as fh:
+            return verify_lines(enumerate(fh, 1), expected_head)
 
     def export(self, fmt: str = "jsonl") -> str:
         """The whole log as ``jsonl`` or ``csv`` text (``details`` as JSON in CSV)."""
-        records = list(self.records())
-        if fmt == "jsonl":
-            return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-        if fmt == "csv":
-            out = io.StringIO()
-            writer = csv.DictWriter(out, fieldnames=FIELDS, lineterminator="\n")
-            writer.writeheader()
-            for r in records:
-                writer.writerow({**r, "details": json.dumps(r.get("details", {}), sort_keys=True)})
-            return out.getvalue()
-        raise AuditLogError(f"unknown export format {fmt!r}; use jsonl or csv")
+        return export_records(list(self.records()), fmt)
+
+
+def verify_lines(lines, expected_head: tuple[int, str] | None = None) -> VerificationReport:
+    """Check a chain given as ``(line number, JSON line)`` pairs in order (see :meth:`AuditLog.verify`)."""
+    prev, count, head_seq = GENESIS, 0, None
+    seen_head = expected_head is None
+    for lineno, line in lines:
+        if not line.strip():
+            continue
+        bad = _check_line(line, prev, count)
+        if bad:
+            seq = _seq_of(line)
+            return VerificationReport(False, count, head_seq, prev, seq if seq is not None else count,
+                                      lineno, bad, [f"line {lineno}: {bad}"])
+        rec = json.loads(line)
+        prev, head_seq, count = rec["hash"], rec["seq"], count + 1
+        if expected_head is not None and (rec["seq"], rec["hash"]) == tuple(expected_head):
+            seen_head = True
+    if not seen_head:
+        reason = f"saved head seq {expected_head[0]} is not in the log: records were removed from the end"
+        return VerificationReport(False, count, head_seq, prev, count, None, reason, [reason])
+    return VerificationReport(True, count, head_seq, prev)
+
+
+def _check_line(line: str, prev: str, expected_seq: int) -> str:
+    """Why ``line`` breaks the chain ('' when it does not)."""
+    try:
+        rec = json.loads(line)
+    except json.JSONDecodeError:
+        return "not a JSON record"
+    if not isinstance(rec, dict) or set(rec) != set(FIELDS):
+        return "fields missing or added"
+    if rec["seq"] != expected_seq:
+        return f"sequence number {rec['seq']} where {expected_seq} was expected (record deleted or moved)"
+    if rec["prev_hash"] != prev:
+        return "prev_hash does not match the previous record (record deleted, inserted or moved)"
+    if record_hash(rec) != rec["hash"]:
+        return "hash does not match the record's content (record edited)"
+    return ""
+
+
+def export_records(records: list[dict], fmt: str = "jsonl") -> str:
+    """``records`` as ``jsonl`` or ``csv`` text (``details`` as JSON in CSV)."""
+    if fmt == "jsonl":
+        return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=FIELDS, lineterminator="\n")
+        writer.writeheader()
+        for r in records:
+            writer.writerow({**r, "details": json.dumps(r.get("details", {}), sort_keys=True)})
+        return out.getvalue()
+    raise AuditLogError(f"unknown export format {fmt!r}; use jsonl or csv")
+
+
+AUDIT_SCHEMA = "faceprint_audit"
+_AUDIT_LOCK = 0x66_61_63_65_61_75  # "faceau": the advisory lock of the audit table's creation
+
+
+class PostgresAuditLog:
+    """The same hash-chained log as :class:`AuditLog`, as rows of a PostgreSQL table, shared by many processes.
+
+    ``{schema}.audit_log`` holds one row per record (the same fields, ``seq`` the primary key).
+    :meth:`append` takes ``LOCK TABLE ... SHARE ROW EXCLUSIVE`` in its transaction, reads the last
+    row and inserts the next: appends from every process are serialised by the database, so the
+    chain stays one chain with any number of service replicas. :meth:`verify` and :meth:`export`
+    read the table in ``seq`` order and check it exactly as the file is checked.
+    """
+
+    def __init__(self, url: str, actor: str | None = None, schema: str = AUDIT_SCHEMA) -> None:
+        try:
+            import psycopg
+            from psycopg import sql
+        except ImportError as exc:
+            raise AuditLogError(f"an audit log in PostgreSQL needs faceprint's optional 'postgres' part ({exc}): "
+                                "pip install 'faceprint[postgres]'") from exc
+        self._psycopg = psycopg
+        self.path = url  # what error messages name (a URL without password is the caller's to pass)
+        self.actor = actor or default_actor()
+        self._table = sql.SQL("{}.audit_log").format(sql.Identifier(schema))
+        self._sql = sql
+        self._lock = threading.Lock()
+        try:
+            self._conn = psycopg.connect(url, autocommit=True)
+            with self._conn.transaction():
+                self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (_AUDIT_LOCK,))
+                self._conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+                self._conn.execute(self._q(
+                    "CREATE TABLE IF NOT EXISTS {t} (seq bigint PRIMARY KEY, time text NOT NULL, actor text NOT NULL, "
+                    "action text NOT NULL, collection text, subject text, outcome text NOT NULL, "
+                    "details jsonb NOT NULL, prev_hash text NOT NULL, hash text NOT NULL)"))
+        except psycopg.Error as exc:
+            raise AuditLogError(f"cannot open the audit log table {schema}.audit_log: {exc}") from exc
+
+    def _q(self, text: str):
+        return self._sql.SQL(text).format(t=self._table)
+
+    def append(self, action: str, *, subject: str | None = None, collection: str | None = None,
+               outcome: str = "ok", details: dict | None = None, actor: str | None = None) -> AuditRecord:
+        """Append one record, chained to the last one, in one committed transaction; returns the record."""
+        if action not in ACTIONS:
+            raise AuditLogError(f"unknown audit action {action!r}; one of {', '.join(ACTIONS)}")
+        with self._lock:
+            try:
+                with self._conn.transaction():
+                    self._conn.execute(self._q("LOCK TABLE {t} IN SHARE ROW EXCLUSIVE MODE"))
+                    last = self._conn.execute(self._q("SELECT seq, hash FROM {t} ORDER BY seq DESC LIMIT 1")).fetchone()
+                    record = {
+                        "seq": 0 if last is None else int(last[0]) + 1,
+                        "time": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
+                        "actor": actor or self.actor, "action": action,
+                        "collection": None if collection is None else str(collection), "subject": subject,
+                        "outcome": outcome, "details": dict(details or {}),
+                        "prev_hash": GENESIS if last is None else last[1],
+                    }
+                    record["hash"] = record_hash(record)
+                    self._conn.execute(self._q(
+                        "INSERT INTO {t} (seq, time, actor, action, collection, subject, outcome, details, prev_hash, "
+                        "hash) VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s)"),
+                        [record[k] if k != "details" else json.dumps(record[k], ensure_ascii=False) for k in FIELDS])
+            except (TypeError, ValueError) as exc:
+                raise AuditLogError(f"audit record is not JSON-serialisable: {exc}") from exc
+            except self._psycopg.Error as exc:
+                raise AuditLogError(f"cannot append to the audit log table: {exc}") from exc
+        return AuditRecord(**record)
+
+    def records(self) -> Iterator[dict]:
+        """Every record as a dict, in ``seq`` order (no checking)."""
+        with self._lock:
+            rows = self._conn.execute(self._q(
+                "SELECT seq, time, actor, action, collection, subject, outcome, details, prev_hash, hash "
+                "FROM {t} ORDER BY seq")).fetchall()
+        for row in rows:
+            yield dict(zip(FIELDS, row))
+
+    def verify(self, expected_head: tuple[int, str] | None = None) -> VerificationReport:
+        """As :meth:`AuditLog.verify`; "line" numbers count rows in ``seq`` order from 1."""
+        return verify_lines(((i, json.dumps(r, ensure_ascii=False)) for i, r in enumerate(self.records(), 1)),
+                            expected_head)
+
+    def head(self) -> tuple[int | None, str]:
+        """``(seq, hash)`` of the last record (``(None, GENESIS)`` when empty): keep it elsewhere."""
+        report = self.verify()
+        return report.head_seq, report.head_hash
+
+    def export(self, fmt: str = "jsonl") -> str:
+        """The whole log as ``jsonl`` or ``csv`` text."""
+        return export_records(list(self.records()), fmt)
+
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
+        with self._lock:
+            self._conn.close()
 
 
 def _seq_of(line: str) -> int | None:

@@ -12,7 +12,6 @@ import binascii
 import json
 import logging
 import os
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +44,7 @@ from ..privacy.crypto import GalleryKey
 from ..profiles import DEFAULT_FMR, DEFAULT_PROFILE
 from . import challenges as active
 from . import faces as picking
+from . import observability
 from . import schemas
 from .collections import Collections
 from .inference import InferencePool
@@ -96,6 +96,7 @@ class ServiceSettings:
     warm: bool = True
     audit_log: Path | None = None  # every /v1 request is appended to this hash-chained log when set
     key: GalleryKey | None = None  # encrypts every collection's templates and kept images at rest
+    database: str | None = None  # postgresql:// URL: keys, collections and the audit log there (replicas share it)
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
@@ -118,20 +119,36 @@ class Service:
     def __init__(self, settings: ServiceSettings) -> None:
         self.settings = settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        self.keys = KeyStore(settings.data_dir / "keys.sqlite")
-        self.collections = Collections(settings.data_dir / "collections", key=settings.key)
+        if settings.database:  # every replica given this URL shares the keys, collections and audit log
+            from ..privacy.audit import PostgresAuditLog
+            from .database import PostgresCollections, PostgresKeyStore
+
+            self.keys = PostgresKeyStore(settings.database)
+            self.collections = PostgresCollections(settings.database, key=settings.key)
+        else:
+            self.keys = KeyStore(settings.data_dir / "keys.sqlite")
+            self.collections = Collections(settings.data_dir / "collections", key=settings.key)
         self.pool = InferencePool(settings.workers, settings.queue, settings.timeout_s, settings.fmr,
                                   settings.max_pixels)
         self.loaded: list[str] = []
         self.audit = AuditLog(settings.audit_log, actor="service") if settings.audit_log else None
+        if settings.database:
+            self.audit = PostgresAuditLog(settings.database, actor="service")
         self.challenges: active.ChallengeStore = active.MemoryChallengeStore()  # see challenges.py: per process
-        self._write_locks: dict[str, threading.Lock] = {}
-        self._locks_lock = threading.Lock()
 
-    def write_lock(self, collection: str) -> threading.Lock:
-        """One lock per collection, held while an enrolment writes (so its face ids are its own)."""
-        with self._locks_lock:
-            return self._write_locks.setdefault(collection, threading.Lock())
+    def write_lock(self, collection: str):
+        """Collection's write lock, held while an enrolment checks and writes (so its face ids are its own).
+
+        A lock of this process for a data folder; a PostgreSQL advisory lock, held against every
+        replica, with ``--database``.
+        """
+        return self.collections.write_lock(collection)
+
+    def storage_ready(self) -> bool:
+        """Whether the state can be written: the data folder, or the database answering."""
+        if self.settings.database:
+            return self.keys.ping()
+        return os.access(self.settings.data_dir, os.W_OK)
 
     def warm(self) -> None:
         """Load the default profile's models on every worker."""
@@ -267,6 +284,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
                   responses={code: {"model": schemas.ErrorBody} for code in (400, 401, 403, 404, 413, 422, 429)})
     app.state.service = service
     app.add_middleware(BodyLimit, limit=settings.max_upload_bytes)
+    app.state.metrics = observability.install(app, service)  # GET /metrics, request counts, access log
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.mount("/docs/static", StaticFiles(directory=swagger_ui_path), name="swagger-ui")
 
@@ -315,7 +333,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
              responses={503: {"model": schemas.Ready}})
     async def ready() -> Response:
         """Readiness: models loaded and the data folder writable (503 otherwise)."""
-        ok = bool(service.loaded) and os.access(settings.data_dir, os.W_OK)
+        ok = bool(service.loaded) and service.storage_ready()
         body = schemas.Ready(ready=ok, workers=settings.workers, queued_or_running=service.pool.pending,
                              profiles_loaded=service.loaded)
         return JSONResponse(body.model_dump(), status_code=200 if ok else 503)

@@ -67,6 +67,7 @@ class Collections:
         self.root.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._open: dict[str, Gallery] = {}
+        self._write_locks: dict[str, threading.Lock] = {}
 
     def _dir(self, name: str) -> Path:
         if not NAME.match(name or ""):
@@ -117,6 +118,14 @@ class Collections:
             if gallery is not None:
                 gallery.close()
             shutil.rmtree(self._dir(name))
+
+    def write_lock(self, name: str) -> threading.Lock:
+        """Collection ``name``'s write lock, held while an enrolment checks and writes (so its face ids are its own).
+
+        A lock of this process: one service process owns a data folder.
+        """
+        with self._lock:
+            return self._write_locks.setdefault(name, threading.Lock())
 
     def close(self) -> None:
         """Close every open gallery."""

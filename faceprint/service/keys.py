@@ -73,6 +73,13 @@ class KeyStore:
 
     def create(self, role: str, collections: list[str] | tuple[str, ...], label: str = "") -> tuple[str, ApiKey]:
         """Issue a key; returns ``(the full key, its record)``. The full key is not kept."""
+        full, record, digest = self._new(role, collections, label)
+        self._insert(record, digest)
+        return full, record
+
+    @staticmethod
+    def _new(role: str, collections: list[str] | tuple[str, ...], label: str) -> tuple[str, ApiKey, str]:
+        """(the full key, its record, the digest of its secret) for a new key; nothing is stored."""
         if role not in ROLES:
             raise ApiKeyError(f"unknown role {role!r}; expected one of {', '.join(ROLES)}")
         names = tuple(dict.fromkeys(str(c).strip() for c in collections if str(c).strip()))
@@ -81,23 +88,31 @@ class KeyStore:
         key_id = secrets.token_hex(6)
         secret = secrets.token_urlsafe(32)
         record = ApiKey(key_id, role, names, label, datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        return f"fp_{key_id}_{secret}", record, _digest(secret)
+
+    def _insert(self, record: ApiKey, digest: str) -> None:
         with self._lock:
             self._conn.execute("INSERT INTO api_keys VALUES (?, ?, ?, ?, ?, ?)",
-                               (key_id, _digest(secret), role, json.dumps(list(names)), label, record.created_at))
-        return f"fp_{key_id}_{secret}", record
+                               (record.id, digest, record.role, json.dumps(list(record.collections)), record.label,
+                                record.created_at))
+
+    def _row(self, key_id: str):
+        """(id, digest, role, collections as a list, label, created_at) of key ``key_id``, or None."""
+        with self._lock:
+            row = self._conn.execute("SELECT id, digest, role, collections, label, created_at FROM api_keys"
+                                     " WHERE id = ?", (key_id,)).fetchone()
+        return None if row is None else (*row[:3], json.loads(row[3]), *row[4:])
 
     def authenticate(self, presented: str | None) -> ApiKey | None:
         """The key record for a presented key, or ``None`` if it is malformed, unknown or wrong."""
         if not presented or not presented.startswith("fp_") or presented.count("_") < 2:
             return None
         key_id, secret = presented[3:].split("_", 1)
-        with self._lock:
-            row = self._conn.execute("SELECT id, digest, role, collections, label, created_at FROM api_keys"
-                                     " WHERE id = ?", (key_id,)).fetchone()
+        row = self._row(key_id)
         expected = row[1] if row else _digest("decoy")  # same work whether or not the id exists
         if not hmac.compare_digest(expected, _digest(secret)) or row is None:
             return None
-        return ApiKey(row[0], row[2], tuple(json.loads(row[3])), row[4], row[5])
+        return ApiKey(row[0], row[2], tuple(row[3]), row[4], row[5])
 
     def list(self) -> list[ApiKey]:
         """Every key's public record."""
@@ -106,11 +121,13 @@ class KeyStore:
                                       " ORDER BY created_at, id").fetchall()
         return [ApiKey(r[0], r[1], tuple(json.loads(r[2])), r[3], r[4]) for r in rows]
 
+    def _delete(self, key_id: str) -> int:
+        with self._lock:
+            return self._conn.execute("DELETE FROM api_keys WHERE id = ?", (key_id,)).rowcount
+
     def revoke(self, key_id: str) -> None:
         """Delete a key; :class:`ApiKeyError` when there is no such key."""
-        with self._lock:
-            cur = self._conn.execute("DELETE FROM api_keys WHERE id = ?", (key_id,))
-        if cur.rowcount == 0:
+        if self._delete(key_id) == 0:
             raise ApiKeyError(f"no key with id {key_id!r}")
 
     def close(self) -> None:
