@@ -3,7 +3,8 @@
 The camera is a ``.y4m`` file made at test time (``scripts/web_console_screenshot.py``): the
 Hamilton clip, then a second photo of Alex Lacamoire (in the clip he is a 25-pixel blurred face at
 the piano that the quality gate skips in every frame). Lin-Manuel Miranda and Alex Lacamoire are
-enrolled from their reference photos first. Webcam mode must name both on the page, with a
+enrolled from their reference photos first, in a collection that keeps images, whose crops the
+people list shows. Webcam mode must name both on the page, with a
 live/spoof badge on each face; the liveness check runs its random challenge on the clip, which
 was not recorded for it, and must end with a verdict and its reason. Neither page may request
 anything outside the service's origin. Everything waits on page state, never on elapsed time.
@@ -43,7 +44,8 @@ VERDICT = re.compile(
 def server(tmp_path_factory, data_dir):
     with ServerProcess(tmp_path_factory.mktemp("console") / "data", profile="fast", workers=2) as srv:
         h = {"Authorization": f"Bearer {srv.admin_key}"}
-        httpx.post(srv.url + "/v1/collections", json={"name": "stage"}, headers=h).raise_for_status()
+        httpx.post(srv.url + "/v1/collections", json={"name": "stage", "keep_images": True},
+                   headers=h).raise_for_status()
         for person in PEOPLE:
             photo = data_dir / "video" / f"{person}.png"
             r = httpx.post(f"{srv.url}/v1/collections/stage/persons/{person}/faces", headers=h, timeout=60,
@@ -72,6 +74,11 @@ def test_webcam_names_the_enrolled_people_with_a_liveness_badge(server, page):
     page.get_by_label("API key").fill(server.admin_key)
     page.get_by_role("button", name="Use key").click()
     sync_api.expect(page.locator("#threshold")).to_contain_text("Threshold in use")
+    # The people list: the service's crop of each kept face (GET .../faces/{id}/thumbnail).
+    for person in PEOPLE:
+        thumb = page.get_by_role("img", name=f"Face 1 of {person}")
+        sync_api.expect(thumb).to_be_visible()
+        assert thumb.evaluate("img => img.complete && img.naturalWidth > 0 && img.naturalWidth <= 96")
     sync_api.expect(page.get_by_role("button", name="Check liveness")).to_be_disabled()
     start = page.get_by_role("button", name="Start camera")
     start.focus()
@@ -107,6 +114,7 @@ def test_swagger_ui_offline_and_no_request_leaves_the_origin(server, page):
     sync_api.expect(page.locator(".swagger-ui .info .title")).to_contain_text("faceprint")
     sync_api.expect(page.locator("#operations-liveness-start_challenge_v1_liveness_challenges_post")).to_be_visible()
     page.wait_for_load_state("networkidle")
-    outside = [u for u in page.requested if not u.startswith(server.url + "/") and not u.startswith("data:")]
+    outside = [u for u in page.requested  # the page's own blob: and data: URLs are local too
+               if not u.startswith((server.url + "/", f"blob:{server.url}/", "data:"))]
     assert not outside, outside
     assert any(u.endswith("/docs/static/swagger-ui-bundle.js") for u in page.requested)

@@ -93,7 +93,7 @@ def test_enrol_identify_delete_in_the_browser(server, page, data_dir, tmp_path):
     assert thumb.get_attribute("src").startswith("data:image/jpeg;base64,")
     assert thumb.evaluate("img => img.complete && img.naturalWidth") > 0
     sync_api.expect(page.locator("#people tr")).to_have_count(2)
-    sync_api.expect(page.locator("#people img")).to_have_count(2)  # each person's enrolled face in the list
+    sync_api.expect(page.locator("#people img")).to_have_count(3)  # each enrolled face in the list: 2 + 1
 
     page.locator("#identify-file").set_input_files(str(group))
     page.get_by_role("button", name="Identify").click()

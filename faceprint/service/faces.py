@@ -86,7 +86,11 @@ def choose_face(engine: Engine, faces: Sequence[Face], label: str, choice: FaceC
 
 def thumbnail(image: np.ndarray, face: Face, size: int = THUMBNAIL_PX) -> str:
     """A small JPEG crop of ``face`` (its box plus a margin) as a ``data:image/jpeg;base64,`` URL."""
-    b = face.box
+    return "data:image/jpeg;base64," + base64.b64encode(crop_jpeg(image, face.box, size)).decode("ascii")
+
+
+def crop_jpeg(image: np.ndarray, b: Box, size: int = THUMBNAIL_PX) -> bytes:
+    """JPEG bytes of box ``b`` (plus :data:`THUMBNAIL_MARGIN` on every side) of an RGB image, at most ``size`` px."""
     mx, my = b.width * THUMBNAIL_MARGIN, b.height * THUMBNAIL_MARGIN
     x0, y0 = max(0, int(b.x - mx)), max(0, int(b.y - my))
     x1 = min(image.shape[1], int(np.ceil(b.x + b.width + mx)))
@@ -102,7 +106,7 @@ def thumbnail(image: np.ndarray, face: Face, size: int = THUMBNAIL_PX) -> str:
                             [cv2.IMWRITE_JPEG_QUALITY, 85])
     if not ok:
         raise FaceprintError("could not encode a thumbnail")
-    return "data:image/jpeg;base64," + base64.b64encode(jpeg.tobytes()).decode("ascii")
+    return jpeg.tobytes()
 
 
 def _is_empty(value: object) -> bool:

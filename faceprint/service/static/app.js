@@ -2,7 +2,7 @@
 // The faceprint web page: talks to the same REST API as any client, with the key the user types.
 const $ = (id) => document.getElementById(id);
 const state = { key: sessionStorage.getItem("faceprint-key") || "", collection: "", keepImages: false,
-  thumbs: {} };  // thumbs: "collection/person" -> data: URL of a face enrolled from this page
+  thumbs: {} };  // thumbs: "collection/person" -> data: URLs of the faces enrolled from this page
 // The enrolment in progress: its photos and, per photo, the chosen face index (null: the only face).
 const enrolment = { name: "", files: [], choices: [] };
 
@@ -109,19 +109,21 @@ function cropToDataURL(img, box, size = 96) {
   return canvas.toDataURL("image/jpeg", 0.85);
 }
 
-// A person's thumbnail: the crop returned when they were enrolled from this page, else (in a
-// collection that keeps images) a crop of their first kept image; null when there is neither.
-async function personThumb(name) {
-  const known = state.thumbs[state.collection + "/" + name];
-  if (known || !state.keepImages) return known || null;
+const MAX_THUMBS = 6;  // thumbnails shown per person in the people list
+
+// A person's face thumbnails: in a collection that keeps images, the service's crop of each kept
+// face (GET .../faces/{id}/thumbnail); else the crops returned when they were enrolled from this
+// page (none after a reload: such a collection stores no image of anyone). At most MAX_THUMBS.
+async function personThumbs(name) {
+  if (!state.keepImages) return { urls: (state.thumbs[state.collection + "/" + name] || []).slice(0, MAX_THUMBS) };
   const detail = await api("GET", base() + "/persons/" + enc(name));
-  const face = detail.faces.find((f) => f.has_image && f.box);
-  if (!face) return null;
-  const response = await fetch(base() + "/faces/" + face.id + "/image",
-    { headers: { "Authorization": "Bearer " + state.key } });
-  if (!response.ok) return null;
-  const url = URL.createObjectURL(await response.blob());
-  try { return cropToDataURL(await loadImage(url), face.box); } finally { URL.revokeObjectURL(url); }
+  const kept = detail.faces.filter((f) => f.has_image && f.box);
+  const urls = await Promise.all(kept.slice(0, MAX_THUMBS).map(async (f) => {
+    const response = await fetch(base() + "/persons/" + enc(name) + "/faces/" + f.id + "/thumbnail",
+      { headers: { "Authorization": "Bearer " + state.key } });
+    return response.ok ? URL.createObjectURL(await response.blob()) : null;
+  }));
+  return { urls: urls.filter(Boolean), more: Math.max(0, kept.length - MAX_THUMBS) };
 }
 
 function thumbCell(name) {
@@ -129,12 +131,17 @@ function thumbCell(name) {
   td.className = "thumb";
   td.textContent = "-";
   td.title = "no image: the collection does not keep images and this face was not enrolled on this page";
-  personThumb(name).then((src) => {
-    if (!src) return;
-    const img = new Image();
-    img.src = src;
-    img.alt = "Face of " + name;
-    td.replaceChildren(img);
+  personThumbs(name).then(({ urls, more }) => {
+    if (!urls.length) return;
+    const images = urls.map((src, n) => {
+      const img = new Image();
+      if (src.startsWith("blob:")) img.onload = () => URL.revokeObjectURL(src);
+      img.src = src;
+      img.alt = `Face ${n + 1} of ${name}`;
+      return img;
+    });
+    const extra = more ? [Object.assign(document.createElement("span"), { textContent: `+${more}` })] : [];
+    td.replaceChildren(...images, ...extra);
     td.title = "";
   }).catch(() => {});
   return td;
@@ -144,6 +151,7 @@ async function deletePerson(name) {
   if (!confirm(`Delete ${name} and every face stored for them?`)) return;
   try {
     const r = await api("DELETE", base() + "/persons/" + enc(name));
+    delete state.thumbs[state.collection + "/" + name];
     say(`Deleted ${name} (${r.faces_removed} faces).`);
     await showCollection();
   } catch (e) { say(e.message, true); }
@@ -263,7 +271,8 @@ function showEnrolled(r) {
     img.alt = `${r.name}, face ${n + 1} enrolled`;
     return img;
   });
-  if (images.length) state.thumbs[state.collection + "/" + r.name] = r.thumbnails[0];
+  const key = state.collection + "/" + r.name;
+  state.thumbs[key] = [...(state.thumbs[key] || []), ...r.thumbnails];
   const caption = document.createElement("span");
   caption.textContent = `Enrolled for ${r.name}:`;
   $("enrolled").replaceChildren(caption, ...images);
