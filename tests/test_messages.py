@@ -105,6 +105,8 @@ CASES = [
     Case("person misspelt", ("delete", "obamma", "--gallery", "{root}/g.db"), "PersonNotFoundError",
          ("'obamma'", "did you mean 'obama'?")),
     Case("unknown profile", ("detect", OBAMA, "--model", "fastest"), "UnknownModelError", ("'fastest'", "choose one of")),
+    Case("unknown attribute", ("analyze", OBAMA, "--attributes", "age,mood"), "UnknownAttributeError",
+         ("'mood'", "choose from")),
     Case("model config missing", ("detect", OBAMA, "--model-config", "{root}/nope.json"), "ModelConfigError",
          ("nope.json", "check the path")),
     Case("model config invalid", ("detect", OBAMA, "--model-config", "{root}/bad.json"), "ModelConfigError",
