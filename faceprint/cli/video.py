@@ -93,6 +93,8 @@ def _event_line(event, live: bool) -> str:
     text = f"{when}  track {event.track_id:<4d} {what:<6} {who:<24} {score}"
     if event.live is False:
         text += "  SPOOF suspected (passive liveness)"
+    if event.expression is not None:
+        text += f"  expression {event.expression}"
     if event.kind == "ended":
         text += f"  on screen {event.first_s:.2f}-{event.last_s:.2f} s"
     return text
@@ -121,10 +123,16 @@ def cmd_video(args: argparse.Namespace) -> int:
         raise FaceprintError("--every and --stride must be at least 1")
     if args.reconnect_max < 0:
         raise FaceprintError("--reconnect-max must be 0 (no reconnecting) or more")
+    if args.expression_plot and "expression" not in (args.attributes or "").split(","):
+        raise FaceprintError("--expression-plot needs --attributes expression (the series it plots)")
     with StopOnSignals() as stop:  # from here on a signal stops cleanly, even one while the models load
         timeline, outputs = _watch(args, stop.event)
     stopped_by = stop.name if timeline.ended == "stopped" else None
     data = timeline.to_dict()
+    if args.expression_plot:
+        from ..video.expressions import plot_expressions
+
+        plot_expressions(timeline.tracks, args.expression_plot)
     if args.out_json:
         Path(args.out_json).write_text(json.dumps(data, indent=1))
     if stopped_by:
@@ -148,7 +156,8 @@ def _watch(args: argparse.Namespace, stop: threading.Event):
 
     args.model = _profile_for(args)
     settings = VideoSettings(every=args.every, stride=args.stride, min_face=args.min_face,
-                             max_frames=args.max_frames, liveness=args.require_live)
+                             max_frames=args.max_frames, liveness=args.require_live,
+                             attributes=tuple(a for a in (args.attributes or "").split(",") if a))
     engine = Engine(args.model, fmr=args.fmr, threshold=args.threshold)  # the gallery's profile, checked above
     reconnect = ReconnectPolicy(attempts=args.reconnect_max)
     with (VideoSource(args.source, loop=args.loop, reconnect=reconnect) as source,
@@ -212,6 +221,12 @@ def _summary(timeline, args: argparse.Namespace, outputs=None, stopped_by: str |
             ["track", "person", "mean live score", "frames checked", "passive liveness"])
         text += (f"\n{len(spoofs)} of {len(checked)} checked track(s) failed passive liveness "
                  f"(mean live score below {checked[0].liveness.threshold:.4f})")
+    followed = [t for t in timeline.tracks if t.expression is not None]
+    if followed:
+        text += "\n\n" + table(
+            [(t.track_id, t.person or "unknown", t.expression.to_dict()["label"],
+              ", ".join(f"{k} {v:.0%}" for k, v in t.expression.to_dict()["share"].items()), len(t.expression.samples))
+             for t in followed], ["track", "person", "expression", "share of readings (smoothed)", "readings"])
     if stopped_by:
         text += f"\nstopped by {stopped_by}: results so far"
     elif timeline.ended == "lost":
@@ -228,6 +243,8 @@ def _summary(timeline, args: argparse.Namespace, outputs=None, stopped_by: str |
         text += f"\ntimeline: {args.out_json}"
     if args.out_video:
         text += f"\nannotated video: {args.out_video}"
+    if args.expression_plot:
+        text += f"\nexpression plot: {args.expression_plot}"
     return text
 
 
@@ -253,6 +270,11 @@ def register(sub, eval_sub, common) -> None:
     p.add_argument("--require-live", action="store_true",
                    help="check passive liveness of every face at each detection and mark tracks whose mean live "
                         "score fails (SPOOF in the events and the summary, 'liveness' in the JSON)")
+    p.add_argument("--attributes", metavar="LIST",
+                   help="face attributes to follow over time per track: expression (smoothed probabilities in the "
+                        "timeline, the current label in the events)")
+    p.add_argument("--expression-plot", metavar="FILE",
+                   help="with --attributes expression: plot each track's smoothed expression over time (PNG)")
     p.add_argument("--events", metavar="FILE",
                    help="append each sighting event (seen, changed, ended) to FILE as a JSON line, flushed at once")
     p.add_argument("--webhook", metavar="URL",

@@ -58,6 +58,8 @@ class TrackEvent:
     with UTC offset and milliseconds. ``source``: the video's label. ``live``: the track's passive
     liveness so far (mean live score at or above the threshold), or None when not checked
     (``faceprint video`` without ``--require-live``); it is in the JSON only when checked.
+    ``expression``: the track's smoothed expression label so far (``faceprint video --attributes
+    expression``), or None; in the JSON only when followed.
     """
 
     kind: EventKind
@@ -73,6 +75,7 @@ class TrackEvent:
     wall: str
     source: str
     live: bool | None = None
+    expression: str | None = None
 
     def to_dict(self) -> dict:
         """A JSON-ready description (the line written to the events file, the webhook's body)."""
@@ -80,7 +83,8 @@ class TrackEvent:
                 "score": None if self.score is None else round(self.score, 4),
                 "threshold": round(self.threshold, 4), "nearest": self.nearest, "frame": self.frame,
                 "t": round(self.time_s, 3), "first_s": round(self.first_s, 3), "last_s": round(self.last_s, 3),
-                "wall": self.wall, "source": self.source, **({"live": self.live} if self.live is not None else {})}
+                "wall": self.wall, "source": self.source, **({"live": self.live} if self.live is not None else {}),
+                **({"expression": self.expression} if self.expression is not None else {})}
 
 
 class EventSink(Protocol):

@@ -48,14 +48,19 @@ import cv2
 import numpy as np
 
 from ..engine import Engine
+from ..errors import UnknownAttributeError
 from ..gallery import GalleryStore
 from ..models.pad_passive import TrackLiveness
 from ..types import Box, Candidate, Face
 from .events import EventKind, TrackEvent
+from .expressions import TrackExpression
 from .source import Frame, VideoSource
 from .tracker import FlowPropagator, Tracker, TrackerConfig
 
 log = logging.getLogger(__name__)
+
+#: Face attributes a video run can follow over time (:attr:`VideoSettings.attributes`).
+VIDEO_ATTRIBUTES = ("expression",)
 
 VIDEO_PROFILE = "fast"  # SFace alone: about 20 ms per face on one core, the realistic choice for video
 
@@ -78,6 +83,9 @@ class VideoSettings:
     frames. ``prefetch``: frames decoded ahead on a second thread (0: none). ``liveness``: check
     passive liveness of every face at least ``min_face`` wide each time the detector runs, and keep
     the mean live score of each track (:class:`~faceprint.models.pad_passive.TrackLiveness`).
+    ``attributes``: face attributes followed over time per track; ``("expression",)`` reads the
+    expression of every face at least ``min_face`` wide (and as large as the network needs) each
+    time the detector runs and keeps its smoothed series (:mod:`faceprint.video.expressions`).
     """
 
     every: int = 6
@@ -94,8 +102,13 @@ class VideoSettings:
     max_frames: int | None = None
     prefetch: int = 8
     liveness: bool = False
+    attributes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        unknown = [a for a in self.attributes if a not in VIDEO_ATTRIBUTES]
+        if unknown:
+            raise UnknownAttributeError(f"video attribute(s) {', '.join(map(repr, unknown))} not followed over time: "
+                                        f"choose from {','.join(VIDEO_ATTRIBUTES)}")
         if self.every < 1 or self.min_every < 1 or self.min_every > self.every:
             raise ValueError(f"need 1 <= min_every <= every, got {self.min_every} and {self.every}")
         if self.stride < 1:
@@ -124,7 +137,8 @@ class TrackRecord:
     enrolled person when unknown). ``best_score``: the highest single-template score for that
     person. ``label_changes``: (frame, person) each time the online decision changed, starting
     with the first decision. ``liveness``: the passive liveness of the track over its detected
-    frames (None unless :attr:`VideoSettings.liveness`).
+    frames (None unless :attr:`VideoSettings.liveness`). ``expression``: the smoothed expression
+    series (None unless ``"expression"`` is in :attr:`VideoSettings.attributes`).
     """
 
     track_id: int
@@ -136,6 +150,7 @@ class TrackRecord:
     observations: list[Observation] = field(default_factory=list)
     label_changes: list[tuple[int, str | None]] = field(default_factory=list)
     liveness: TrackLiveness | None = None
+    expression: TrackExpression | None = None
 
     @property
     def first_s(self) -> float:
@@ -169,6 +184,7 @@ class TrackRecord:
             "identity_switches": self.identity_switches,
             "label_changes": [{"frame": f, "person": p} for f, p in self.label_changes],
             **({"liveness": self.liveness.to_dict()} if self.liveness is not None else {}),
+            **({"expression": self.expression.to_dict()} if self.expression is not None else {}),
             "boxes": [o.to_dict() for o in self.observations],
         }
 
@@ -309,6 +325,7 @@ class _Identity:
     announced: bool = False  # a "seen" event was reported
     announced_person: str | None = None
     liveness: TrackLiveness | None = None
+    expression: TrackExpression | None = None
 
 
 def prefetched(frames: Iterable[Frame], depth: int) -> Iterator[Frame]:
@@ -404,7 +421,8 @@ class VideoRecognizer:
                                 time_s=frame.time_s, first_s=record.first_s, last_s=record.last_s,
                                 wall=datetime.now().astimezone().isoformat(timespec="milliseconds"),
                                 source=source.label,
-                                live=identity.liveness.is_live if identity.liveness is not None else None))
+                                live=identity.liveness.is_live if identity.liveness is not None else None,
+                                expression=identity.expression.current if identity.expression is not None else None))
 
         def close(track_id: int, last_detected: int, trim: bool, frame: Frame) -> None:
             record = records.pop(track_id, None)
@@ -508,6 +526,21 @@ class VideoRecognizer:
                 identity.liveness.add(self.engine.check_live(face))
             stats.stage_s["liveness"] = stats.stage_s.get("liveness", 0.0) + perf() - t0
 
+        if "expression" in s.attributes:
+            t0 = perf()
+            tracked = [(face, track_id) for face, track_id in zip(faces, ids, strict=True)
+                       if track_id is not None and min(face.box.width, face.box.height) >= s.min_face]
+            read = self.engine.analyzer.analyze([f for f, _ in tracked], {"expression"})
+            for (_, track_id), result in zip(tracked, read, strict=True):
+                if result.expression is None:  # too small, blurred or turned for the network
+                    continue
+                identity = identities.setdefault(track_id, _Identity())
+                if identity.expression is None:
+                    identity.expression = TrackExpression()
+                probabilities = [result.expression.probabilities[k] for k in result.expression.probabilities]
+                identity.expression.add(frame.index, frame.time_s, probabilities)
+            stats.stage_s["expression"] = stats.stage_s.get("expression", 0.0) + perf() - t0
+
         t0 = perf()
         wanted: list[tuple[int, Face]] = []
         for face, track_id in zip(faces, ids, strict=True):
@@ -560,6 +593,7 @@ class VideoRecognizer:
         record.nearest = identity.nearest
         record.templates = identity.templates
         record.liveness = identity.liveness
+        record.expression = identity.expression
         if identity.nearest is not None:
             record.best_score = identity.best_by_person.get(identity.nearest)
         return record
