@@ -80,14 +80,17 @@ def test_health_ready_and_openapi(service):
     for path in ("/v1/detect", "/v1/verify", "/v1/collections/{collection}/identify",
                  "/v1/collections/{collection}/persons/{person}/faces", "/v1/keys"):
         assert path in spec["paths"]
-    assert client.get("/docs").status_code == 404  # Swagger UI would load from a CDN: not served
+    docs = client.get("/docs")  # Swagger UI from the service's own files (swagger-ui-bundle-v2), no CDN
+    assert docs.status_code == 200 and "/docs/static/swagger-ui-bundle.js" in docs.text
+    assert "http://" not in docs.text and "https://" not in docs.text
+    assert client.get("/docs/static/swagger-ui-bundle.js").status_code == 200
 
 
 def test_web_page_is_served_without_external_resources(service):
     client, _, _ = service
     page = client.get("/")
     assert page.status_code == 200 and "Identify faces in a photo" in page.text
-    for asset in ("/static/app.js", "/static/style.css"):
+    for asset in ("/static/app.js", "/static/style.css", "/static/camera.js"):
         body = client.get(asset)
         assert body.status_code == 200
     assert "http://" not in page.text and "https://" not in page.text
