@@ -8,7 +8,17 @@ request got a 5xx and that the gallery holds exactly the acknowledged enrolments
 ``--kill-after S`` it also kills the server (SIGKILL) S seconds into a second load run, restarts
 it and checks that every enrolment acknowledged before the kill is there.
 
+With ``--replicas N`` it starts a throwaway PostgreSQL with pgvector (``pgserver``, as the tests
+do; or ``--database URL``) and N ``faceprint serve --database`` processes on N loopback ports
+sharing it. Each client thread sends its requests to one replica (client i to replica i mod N, as
+a round-robin load balancer would) and moves to the next replica when its own stops answering.
+The books are checked through every replica (all must agree). The fault run (``--kill-after``)
+then kills one replica with SIGKILL once ``--kill-after`` enrolments have been acknowledged and
+stops the load once the survivors have answered as many requests again (events, not elapsed
+time): every acknowledged enrolment must be present, and no survivor may answer 5xx.
+
     python benchmarks/service_load.py --clients 32 --seconds 60 --kill-after 5
+    python benchmarks/service_load.py --replicas 2 --clients 32 --seconds 30 --kill-after 20
 """
 
 from __future__ import annotations
@@ -47,10 +57,11 @@ class ServerProcess:
     """``faceprint serve`` in a child process on loopback; ``start``, ``kill`` (SIGKILL), ``stop``."""
 
     def __init__(self, data_dir: Path, profile: str = "fast", workers: int = 2, port: int | None = None,
-                 extra: tuple[str, ...] = ()) -> None:
+                 extra: tuple[str, ...] = (), key_from: Path | None = None) -> None:
         self.data_dir, self.profile, self.workers = Path(data_dir), profile, workers
         self.port = port or free_port()
         self.extra = extra
+        self.key_from = Path(key_from) if key_from else self.data_dir  # the data folder holding admin.key
         self.proc: subprocess.Popen | None = None
         self.log_file = None  # the child's stdout/stderr, open while it runs
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}-server.log"
@@ -61,13 +72,20 @@ class ServerProcess:
 
     @property
     def admin_key(self) -> str:
-        return (self.data_dir / "admin.key").read_text().strip()
+        return (self.key_from / "admin.key").read_text().strip()
 
     def start(self, timeout: float = 120) -> ServerProcess:
+        return self.launch().wait_ready(timeout)
+
+    def launch(self) -> ServerProcess:
+        """Start the process; :meth:`wait_ready` waits for its ``/ready``."""
         cmd = [sys.executable, "-m", "faceprint.cli", "serve", "--data", str(self.data_dir), "--port", str(self.port),
                "--model", self.profile, "--workers", str(self.workers), *self.extra]
         self.log_file = open(self.log_path, "ab")  # noqa: SIM115 - kept open for the child's lifetime
         self.proc = subprocess.Popen(cmd, stdout=self.log_file, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
+        return self
+
+    def wait_ready(self, timeout: float = 120) -> ServerProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -171,12 +189,19 @@ def face_count(server: ServerProcess) -> tuple[int, set[str]]:
     return info["faces"], names
 
 
-def run_load(server: ServerProcess, clients: int, seconds: float, enrol_share: float = 0.2, seed_value: int = 0,
-             tag: str = "run", stop: threading.Event | None = None) -> LoadResult:
-    """``clients`` threads hammering the server for ``seconds`` (or until ``stop`` is set)."""
+def run_load(server: ServerProcess | list[ServerProcess], clients: int, seconds: float, enrol_share: float = 0.2,
+             seed_value: int = 0, tag: str = "run", stop: threading.Event | None = None,
+             on_answer=None) -> LoadResult:
+    """``clients`` threads hammering the server(s) for ``seconds`` (or until ``stop`` is set).
+
+    With several servers (replicas), client i starts on replica i mod N and moves to the next one
+    when a request fails to connect. ``on_answer(result)`` is called (under the result's lock)
+    after every answered request: the fault run uses it to kill and to stop on events.
+    """
+    servers = server if isinstance(server, list) else [server]
     group = (DATA / "knn-small" / "test" / "obama_and_biden.jpg").read_bytes()
     photos = enrol_photos()
-    key = server.admin_key
+    key = servers[0].admin_key
     result = LoadResult(seconds=seconds, clients=clients)
     lock = threading.Lock()
     stop = stop or threading.Event()
@@ -185,7 +210,9 @@ def run_load(server: ServerProcess, clients: int, seconds: float, enrol_share: f
     def client_loop(index: int) -> None:
         rng = random.Random(seed_value * 1000 + index)
         n = 0
-        with httpx.Client(base_url=server.url, timeout=120, headers={"Authorization": f"Bearer {key}"}) as c:
+        target = index % len(servers)
+        c = httpx.Client(base_url=servers[target].url, timeout=120, headers={"Authorization": f"Bearer {key}"})
+        try:
             while time.monotonic() < deadline and not stop.is_set():
                 enrol = rng.random() < enrol_share
                 start = time.perf_counter()
@@ -203,7 +230,13 @@ def run_load(server: ServerProcess, clients: int, seconds: float, enrol_share: f
                         result.connection_errors += 1
                     if stop.is_set():
                         return
-                    time.sleep(0.05)
+                    if len(servers) > 1:  # as a load balancer would: this replica is gone, use the next
+                        c.close()
+                        target = (target + 1) % len(servers)
+                        c = httpx.Client(base_url=servers[target].url, timeout=120,
+                                         headers={"Authorization": f"Bearer {key}"})
+                    else:
+                        time.sleep(0.05)
                     continue
                 ms = 1000 * (time.perf_counter() - start)
                 with lock:
@@ -213,6 +246,10 @@ def run_load(server: ServerProcess, clients: int, seconds: float, enrol_share: f
                         result.latencies["enrol" if enrol else "identify"].append(ms)
                         if enrol:
                             result.acknowledged.append(name)
+                    if on_answer is not None:
+                        on_answer(result)
+        finally:
+            c.close()
 
     threads = [threading.Thread(target=client_loop, args=(i,)) for i in range(clients)]
     t0 = time.monotonic()
@@ -263,6 +300,111 @@ def load_and_fault(data_dir: Path, clients: int, seconds: float, kill_after: flo
     return report
 
 
+class Postgres:
+    """A throwaway PostgreSQL with pgvector from ``pgserver`` (as the tests start one), in ``root``."""
+
+    def __init__(self, root: Path) -> None:
+        import pgserver
+
+        self.root = Path(root)
+        self.server = pgserver.get_server(str(self.root / "pg"), cleanup_mode="stop")
+        self.url = self.server.get_uri()
+
+    def stop(self) -> None:
+        self.server.cleanup()
+
+
+def start_replicas(root: Path, database: str, replicas: int, profile: str, workers: int) -> list[ServerProcess]:
+    """``replicas`` servers on one database, each with its own data folder and port, started together.
+
+    Whichever replica takes the database's lock first makes the tables and the admin key (in its
+    own data folder); the others find them there.
+    """
+    servers = [ServerProcess(root / f"replica{i}", profile=profile, workers=workers, extra=("--database", database))
+               for i in range(replicas)]
+    try:
+        for server in servers:
+            server.launch()
+        for server in servers:
+            server.wait_ready()
+    except BaseException:
+        for server in servers:
+            server.stop()
+        raise
+    holder = next((s.data_dir for s in servers if (s.data_dir / "admin.key").exists()), None)
+    if holder is None:
+        raise RuntimeError(f"no replica issued an admin key: is {database} a new database?")
+    for server in servers:
+        server.key_from = holder
+    return servers
+
+
+def books(servers: list[ServerProcess]) -> list[tuple[int, set[str]]]:
+    """(faces, person names) of the load collection as each replica sees it."""
+    return [face_count(s) for s in servers]
+
+
+def replica_load(root: Path, replicas: int, clients: int, seconds: float, database: str | None = None,
+                 profile: str = "fast", workers: int = 2, kill_after: int | None = None) -> dict:
+    """Load through ``replicas`` servers on one PostgreSQL, books checked on each; optionally kill one mid-load.
+
+    ``kill_after``: the fault run kills the last replica (SIGKILL) once that many enrolments have
+    been acknowledged, and stops once the survivors have answered as many requests again as had
+    been answered at the kill. Decided on answers, never on elapsed time.
+    """
+    root = Path(root)
+    pg = None if database else Postgres(root)
+    url = database or pg.url
+    report: dict = {"profile": profile, "workers": workers, "replicas": replicas, "database": "pgserver"
+                    if pg else "given"}
+    servers: list[ServerProcess] = []
+    try:
+        servers = start_replicas(root, url, replicas, profile, workers)
+        with httpx.Client(base_url=servers[0].url, timeout=60) as c:
+            seed(servers[0], c)
+        before, _ = face_count(servers[-1])
+        log(f"load: {clients} clients for {seconds:g} s against {replicas} replica(s) on one PostgreSQL")
+        load = run_load(servers, clients, seconds, tag="load")
+        seen = books(servers)
+        report["load"] = load.to_dict()
+        report["faces_before"], report["faces_after"] = before, seen[0][0]
+        report["replicas_agree"] = all(b == seen[0] for b in seen)
+        report["lost_enrolments"] = max((before + len(load.acknowledged)) - faces for faces, _ in seen)
+        report["missing_names"] = sorted(set(load.acknowledged) - set.intersection(*(n for _, n in seen)))[:10]
+        if kill_after is not None and replicas > 1:
+            report["kill"] = _kill_one(servers, clients, kill_after)
+    finally:
+        for server in servers:
+            server.stop()
+        if pg is not None:
+            pg.stop()
+    return report
+
+
+def _kill_one(servers: list[ServerProcess], clients: int, kill_after: int) -> dict:
+    """The fault run: SIGKILL the last replica after ``kill_after`` acknowledged enrolments; check the books."""
+    victim, survivors = servers[-1], servers[:-1]
+    stop, killed = threading.Event(), threading.Event()
+    mark: dict = {}
+
+    def on_answer(result: LoadResult) -> None:  # called under the result's lock, after every answer
+        if not killed.is_set() and len(result.acknowledged) >= kill_after:
+            killed.set()
+            victim.kill()
+            mark.update(answers=result.requests, acknowledged=len(result.acknowledged))
+        elif killed.is_set() and result.requests >= 2 * mark["answers"]:
+            stop.set()  # the survivors answered as many requests again as everyone had before the kill
+
+    result = run_load(servers, clients, 600, tag="kill", seed_value=1, stop=stop, on_answer=on_answer)
+    seen = books(survivors)
+    missing = sorted(set(result.acknowledged) - set.intersection(*(n for _, n in seen)))
+    return {"killed": victim.url, "acknowledged_before_kill": mark.get("acknowledged", 0),
+            "acknowledged": len(result.acknowledged), "answers_before_kill": mark.get("answers", 0),
+            "answers": result.requests, "connection_errors": result.connection_errors,
+            "missing_after_kill": len(missing), "missing_names": missing[:10], "statuses": result.statuses,
+            "server_errors": result.server_errors, "stopped_by_event": stop.is_set()}
+
+
 def table(report: dict) -> str:
     """The markdown table of one report."""
     load = report["load"]
@@ -275,6 +417,19 @@ def table(report: dict) -> str:
         return "-" if p50 is None else f"{p50:.0f} / {p95:.0f}"
 
     statuses = ", ".join(f"{k}: {v}" for k, v in load["statuses"].items())
+    if "replicas" in report:
+        rows[0] = "| replicas " + rows[0]
+        rows[1] = "|---" + rows[1]
+        rows.append(f"| {report['replicas']} | {load['clients']} | {load['seconds']:.0f} | {load['requests']} "
+                    f"| {load['requests_per_s']:.1f} | {pair('identify')} | {pair('enrol')} | {load['server_errors']} "
+                    f"| {statuses} | {report['lost_enrolments']} |")
+        if "kill" in report:
+            k = report["kill"]
+            rows += ["", f"Killed one of {report['replicas']} replicas with SIGKILL after {k['acknowledged_before_kill']} "
+                         f"acknowledged enrolments; {k['acknowledged']} acknowledged in all, {k['missing_after_kill']} "
+                         f"missing on the survivors; {k['server_errors']} 5xx; {k['connection_errors']} connection "
+                         f"errors (requests in flight to the killed replica)."]
+        return "\n".join(rows)
     rows.append(f"| {load['clients']} | {load['seconds']:.0f} | {load['requests']} | {load['requests_per_s']:.1f} "
                 f"| {pair('identify')} | {pair('enrol')} | {load['server_errors']} | {statuses} "
                 f"| {report['lost_enrolments']} |")
@@ -294,11 +449,26 @@ def main() -> int:
     parser.add_argument("--profile", default="fast")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--data", default=None, help="service data folder (default: a fresh temporary one)")
+    parser.add_argument("--replicas", type=int, default=0,
+                        help="N > 0: N 'faceprint serve --database' replicas on one PostgreSQL (pgserver unless "
+                             "--database); --kill-after then counts acknowledged enrolments before one is killed")
+    parser.add_argument("--database", default=None, help="with --replicas: this postgresql:// URL, not pgserver")
     parser.add_argument("--out", help="write the report as JSON here")
     args = parser.parse_args()
     import tempfile
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(prefix="faceprint-load-") as tmp:
+        if args.replicas > 0:
+            os.chmod(tmp, 0o755)  # pgserver run as root starts PostgreSQL as its own user, which needs to get in
+            report = replica_load(Path(args.data or tmp), args.replicas, args.clients, args.seconds, args.database,
+                                  args.profile, args.workers, None if args.kill_after < 0 else int(args.kill_after))
+            if args.out:
+                Path(args.out).write_text(json.dumps(report, indent=2))
+            print(table(report))
+            kill = report.get("kill", {})
+            return 0 if (report["load"]["server_errors"] == 0 and report["lost_enrolments"] == 0
+                         and report["replicas_agree"] and not kill.get("missing_after_kill")
+                         and not kill.get("server_errors")) else 1
         data = Path(args.data) if args.data else Path(tmp) / "data"
         report = load_and_fault(data, args.clients, args.seconds,
                                 None if args.kill_after < 0 else args.kill_after, args.profile, args.workers)
