@@ -26,8 +26,8 @@ corner``, ``left mouth corner`` (around 48 and 54). No labelled micro-expression
 available here: the method is tested on sequences made from real photos with a planted subtle warp
 at known frames (tests/test_micro_expressions.py); on real talking video the mouth corners and
 eyes move with speech and blinks too, and some of those movements are reported (docs/attributes.md).
-Only the largest face is followed; when it jumps (another person becomes the largest face, a scene
-cut), the tracks restart.
+Only the largest face is followed; when it jumps (another person becomes the largest face) or
+the shot changes (the scene-cut test of :mod:`faceprint.video.recognition`), the tracks restart.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ import numpy as np
 
 from ..engine import Engine
 from ..models import registry
+from .recognition import SceneCutDetector, VideoSettings
 from .source import Frame, VideoSource
 
 log = logging.getLogger(__name__)
@@ -196,12 +197,15 @@ def spot_frames(frames: Iterable[Frame], fps: float, engine: Engine, settings: S
     steps: list[np.ndarray] = []  # per frame: [regions, 2] residual flow, IOD; NaN rows where nothing to compare
     times: list[float] = []
     previous, points, centre, face_frames = None, None, None, 0
+    cuts = SceneCutDetector(VideoSettings().cut_threshold)
     for n, frame in enumerate(frames):
         if settings.max_frames is not None and n >= settings.max_frames:
             break
         times.append(frame.time_s)
         grey = cv2.cvtColor(frame.image, cv2.COLOR_RGB2GRAY)
         step = np.full((len(names), 2), np.nan)
+        if cuts.is_cut(grey):  # a new shot: nothing to compare with, and the face must be found again
+            previous, points, centre = None, None, None
         if points is None or n % settings.landmark_every == 0:
             faces = engine.finder.find(frame.image, any_orientation=False, small_faces=False)
             face = faces[0] if faces else None
