@@ -192,3 +192,22 @@ def test_apikey_cli_on_the_database(replicas, pg_url, tmp_path, capsys):
     assert a.get("/v1/collections", headers=auth(made["key"])).status_code == 401
     assert main(["serve", "--database", pg_url + "&gallery=x", "--data", str(tmp_path)]) == 2
     assert "drop the gallery= parameter" in capsys.readouterr().err
+
+
+def test_failure_counts_are_shared_by_replicas(pg_url):
+    """The lockout's failed-verification store: what one replica records, another counts."""
+    from faceprint.service.database import PostgresFailureStore
+
+    scope = "key\x1f" + uuid.uuid4().hex
+    one, two = PostgresFailureStore(pg_url), PostgresFailureStore(pg_url)
+    try:
+        one.add([scope, scope + "-person"], 100.0)
+        two.add([scope], 105.0)
+        assert one.times(scope, since=0) == two.times(scope, since=0) == [100.0, 105.0]
+        assert two.times(scope, since=100.0) == [105.0]  # the expired one is gone for both
+        assert one.times(scope, since=0) == [105.0]
+        two.clear(scope)
+        assert one.times(scope, since=0) == [] and one.times(scope + "-person", since=0) == [100.0]
+    finally:
+        one.close()
+        two.close()

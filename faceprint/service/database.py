@@ -11,6 +11,10 @@ Nothing that must agree between replicas is held in a process:
   schema ``c_<hex>`` per collection, encrypted when the service has a key). Each process keeps the
   gallery connection open, but every use first reads the row again: a collection deleted (or
   deleted and made again) through another replica is never served from a stale connection.
+* Failed verifications counted against the lockout limits (:class:`PostgresFailureStore`, the
+  store behind :class:`~faceprint.service.lockout.VerifyLockout`) are rows of one table, so a
+  guesser spreading attempts over replicas meets one count. The times are each replica's clock:
+  keep the replicas' clocks in step (NTP), as any cluster must.
 * The per-collection write lock that keeps an enrolment's duplicate check and its write together
   is a PostgreSQL advisory lock (``pg_advisory_lock``), held on a connection of the calling
   thread: it excludes writers in every replica, and a replica killed while holding it releases it
@@ -48,7 +52,7 @@ except ImportError as exc:  # pragma: no cover - depends on the install
 log = logging.getLogger(__name__)
 
 SCHEMA = "faceprint_service"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _MIGRATION_LOCK = 0x66_61_63_65_73_76  # "facesv": one advisory lock key for the service tables' migrations
 
 # version -> SQL to go from version-1 to version, in schema {s}. Append new versions; never edit one.
@@ -60,6 +64,10 @@ CREATE TABLE {s}.api_keys (
 CREATE TABLE {s}.collections (
     name text PRIMARY KEY, profile text NOT NULL, model text NOT NULL, keep_images boolean NOT NULL,
     created_at text NOT NULL, gallery text UNIQUE NOT NULL);
+"""),
+    (2, """
+CREATE TABLE {s}.verify_failures (scope text NOT NULL, at double precision NOT NULL);
+CREATE INDEX verify_failures_scope ON {s}.verify_failures (scope, at);
 """),
 ]
 
@@ -343,3 +351,36 @@ class PostgresCollections:
             self._lock_conns.clear()
         self._db.close()
 
+
+class PostgresFailureStore:
+    """Failed-verification times in ``faceprint_service.verify_failures``, one count for every replica.
+
+    The methods of :class:`faceprint.service.lockout.FailureStore`; each call is one transaction.
+    """
+
+    def __init__(self, url: str) -> None:
+        migrate(url)
+        self._db = _Connection(url)
+
+    def times(self, scope: str, since: float) -> list[float]:
+        """Failure times of ``scope`` after ``since``, oldest first (older ones are deleted)."""
+        with self._db.transaction() as conn:
+            conn.execute(_q("DELETE FROM {s}.verify_failures WHERE scope = %s AND at <= %s"), (scope, since))
+            rows = conn.execute(_q("SELECT at FROM {s}.verify_failures WHERE scope = %s ORDER BY at"),
+                                (scope,)).fetchall()
+        return [float(r[0]) for r in rows]
+
+    def add(self, scopes: list[str], at: float) -> None:
+        """Record one failure at time ``at`` in each scope (one transaction)."""
+        with self._db.transaction() as conn:
+            conn.cursor().executemany(_q("INSERT INTO {s}.verify_failures (scope, at) VALUES (%s, %s)"),
+                                      [(scope, float(at)) for scope in scopes])
+
+    def clear(self, scope: str) -> None:
+        """Forget every failure of ``scope``."""
+        with self._db.transaction() as conn:
+            conn.execute(_q("DELETE FROM {s}.verify_failures WHERE scope = %s"), (scope,))
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._db.close()
