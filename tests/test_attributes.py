@@ -71,6 +71,17 @@ def test_yaw_sign_matches_where_the_face_looks(engine_fast, lfw):
     assert abs(_pose(engine_fast, lfw["Aaron_Peirsol/Aaron_Peirsol_0001.jpg"]).yaw) < 8  # facing the camera
 
 
+def test_yaw_sign_on_photos_whose_turn_was_established_by_viewing(engine_fast, data_dir):
+    import json
+    from pathlib import Path
+
+    truth = json.loads((Path(__file__).parent / "data" / "active_liveness_truth.json").read_text())["lfw_yaw"]
+    images = data_dir / "lfw-view1" / "images"
+    assert all(_pose(engine_fast, images / name).yaw < -10 for name in truth["subject_right"])
+    assert all(_pose(engine_fast, images / name).yaw > 10 for name in truth["subject_left"])
+    assert all(abs(_pose(engine_fast, images / name).yaw) < 8 for name in truth["frontal"])
+
+
 def test_eyes_closed_when_sleepy_open_when_surprised(engine_fast, data_dir):
     """Yale subjects 8-15 (the ones the EAR threshold was not chosen on)."""
     states = {}

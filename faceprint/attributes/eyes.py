@@ -6,7 +6,7 @@ eye and near 0 for a shut one, whatever the face's size. An eye counts as open w
 least :data:`OPEN_EAR`; the face's eyes are open when both are. The threshold was chosen on real
 open and closed eyes (the Yale faces' ``sleepy`` and ``wink`` photos against the other
 conditions, subjects 1-7: the highest EAR that calls at most 5% of their open eyes closed) and checked
-on subjects 8-15 (docs/attributes.md, ``benchmarks/eyes.py``).
+on subjects 8-15 (docs/attributes.md, ``benchmarks/pose_eyes.py``).
 
 A single photo has no open-eye baseline for its person, so narrow eyes (and smiles that squeeze
 them) read as less open than in a video, where :mod:`faceprint.pad.active` compares each frame
