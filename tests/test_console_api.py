@@ -177,3 +177,44 @@ def test_identify_with_liveness_and_kept_face_thumbnails(service, data_dir):
     no_image = client.get(f"/v1/collections/plain/persons/obama/faces/{bare.json()['faces_added'][0]}/thumbnail",
                           headers=h)
     assert no_image.status_code == 404 and "keep_images" in no_image.json()["error"]["message"]
+
+
+def test_postgres_store_shares_challenges_between_replicas(pg_url):
+    """Two stores on one database stand for two replicas: a challenge started on one takes frames on both."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    clock = Clock()
+    a = active.PostgresChallengeStore(pg_url, clock=clock)
+    b = active.PostgresChallengeStore(pg_url, clock=clock)
+    record = active.new_record("key1", n_steps=2, now=clock())
+    a.add(record)
+    assert b.get(record.id) == record
+
+    def post(n: int) -> None:  # a frame without a face, as a replica records it
+        b.update(record.id, lambda r: active.add_frame(r, active.FrameRecord(time_s=n / 12)))
+
+    with ThreadPoolExecutor(4) as pool:  # concurrent frames on "replica" b: none is lost
+        list(pool.map(post, range(40)))
+    stored = a.get(record.id)
+    assert len(stored.frames) == 40
+    times = [f.time_s for f in stored.frames]
+    assert times == sorted(times)  # arrival order, never backwards
+    assert active.describe(stored)["phase"] == "calibrating"
+    clock.now += active.CHALLENGE_TTL_S + 1
+    assert a.get(record.id) is None and b.get(record.id) is None
+    with pytest.raises(active.ChallengeNotFoundError):
+        b.update(record.id, lambda r: None)
+    a.close()
+    b.close()
+
+
+def test_replicas_on_one_database_share_a_challenge(pg_url, tmp_path):
+    apps = [create_app(ServiceSettings(tmp_path / f"replica{i}", database=pg_url, warm=False, workers=1))
+            for i in range(2)]
+    assert all(isinstance(app.state.service.challenges, active.PostgresChallengeStore) for app in apps)
+    full, _ = apps[0].state.service.keys.create("reader", ["*"])
+    h = {"Authorization": f"Bearer {full}"}
+    with TestClient(apps[0]) as one, TestClient(apps[1]) as two:
+        started = one.post("/v1/liveness/challenges", headers=h).json()
+        seen = two.get(f"/v1/liveness/challenges/{started['id']}", headers=h)
+        assert seen.status_code == 200 and seen.json()["steps"] == started["steps"]

@@ -135,7 +135,9 @@ class Service:
         self.audit = AuditLog(settings.audit_log, actor="service") if settings.audit_log else None
         if settings.database:
             self.audit = PostgresAuditLog(settings.database, actor="service")
-        self.challenges: active.ChallengeStore = active.MemoryChallengeStore()  # see challenges.py: per process
+        # active liveness challenges (challenges.py): in the database with --database, so replicas share them
+        self.challenges: active.ChallengeStore = (active.PostgresChallengeStore(settings.database) if settings.database
+                                                  else active.MemoryChallengeStore())
 
     def write_lock(self, collection: str):
         """Collection's write lock, held while an enrolment checks and writes (so its face ids are its own).
@@ -159,6 +161,7 @@ class Service:
     def close(self) -> None:
         """Stop the pool and close every file."""
         self.pool.close()
+        self.challenges.close()
         self.collections.close()
         self.keys.close()
 
@@ -453,8 +456,8 @@ def create_app(settings: ServiceSettings) -> FastAPI:
 
     # -- active liveness: a random blink / turn / smile challenge fed frame by frame -----
 
-    def own_challenge(challenge_id: str, key: ApiKey) -> active.ChallengeRecord:
-        record = service.challenges.get(challenge_id)
+    async def own_challenge(challenge_id: str, key: ApiKey) -> active.ChallengeRecord:
+        record = await run_in_threadpool(service.challenges.get, challenge_id)
         if record is None or record.key_id != key.id:  # another key's challenge: the same 404 as none
             raise active.ChallengeNotFoundError(f"no liveness challenge {challenge_id!r} for this key (or it "
                                                 f"expired after {active.CHALLENGE_TTL_S:g} s); start a new one")
@@ -466,13 +469,13 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         body = body or schemas.ChallengeRequest()
         record = active.new_record(key.id, n_steps=body.n_steps, timeout_s=body.step_timeout_s,
                                    mirrored=body.mirrored, now=service.challenges.clock())
-        service.challenges.add(record)
+        await run_in_threadpool(service.challenges.add, record)
         return active.describe(record)
 
     @app.get("/v1/liveness/challenges/{challenge_id}", response_model=schemas.ChallengeOut, tags=["liveness"])
     async def get_challenge(challenge_id: str, key: AnyReader) -> dict:
         """Where a challenge stands, and its verdict once it passed or failed."""
-        return active.describe(own_challenge(challenge_id, key))
+        return active.describe(await own_challenge(challenge_id, key))
 
     @app.post("/v1/liveness/challenges/{challenge_id}/frames", response_model=schemas.ChallengeOut,
               tags=["liveness"], openapi_extra={"requestBody": {"content": schemas.IMAGE_BODY, "required": True,
@@ -481,7 +484,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     async def challenge_frame(challenge_id: str, request: Request, key: AnyReader) -> dict:
         """Feed one camera frame: the state to show next (instruction, time left) and, once over, the verdict."""
         arrived = service.challenges.clock()
-        record = own_challenge(challenge_id, key)
+        record = await own_challenge(challenge_id, key)
         images, _ = await _read_images(request, ("image",), 1)
         label, data = _one(images, "image")
         if active.replay(record)[0].done:  # over: nothing more to read off frames

@@ -6,9 +6,10 @@ what the service read off each frame so far (the subject's 68 landmarks, the pas
 score, the number of faces). Nothing else is kept between requests: each frame rebuilds the
 :class:`~faceprint.pad.active.ActiveLivenessSession` by replaying the stored landmarks (about 50
 microseconds a frame) and then feeds the new one. So any process that can read the record can
-take the next frame, and the record can live in any store behind :class:`ChallengeStore`; the one
-shipped, :class:`MemoryChallengeStore`, keeps records in the process with a time to live (one
-service process, or replicas with sticky sessions).
+take the next frame, and the record can live in any store behind :class:`ChallengeStore`:
+:class:`MemoryChallengeStore` keeps records in the process with a time to live (one service
+process, or replicas with sticky sessions); :class:`PostgresChallengeStore` keeps them in a
+PostgreSQL table, so replicas sharing one database share the challenges too.
 
 Times are the service's own clock (seconds since the challenge started, at the arrival of each
 frame), never a time the client sends: a client cannot stretch a step's time limit.
@@ -116,6 +117,9 @@ class ChallengeStore(Protocol):
     def update(self, challenge_id: str, change: Callable[[ChallengeRecord], T]) -> T:
         """Apply ``change`` to the record in place, atomically; ChallengeNotFoundError when absent."""
 
+    def close(self) -> None:
+        """Let go of any connection."""
+
 
 class MemoryChallengeStore:
     """Challenge records in this process's memory, each forgotten ``ttl_s`` after it started.
@@ -159,6 +163,9 @@ class MemoryChallengeStore:
             if record is None:
                 raise ChallengeNotFoundError(f"no liveness challenge {challenge_id!r} (or it expired); start a new one")
             return change(record)
+
+    def close(self) -> None:
+        """Nothing to let go of: the records go with the process."""
 
 
 def new_record(key_id: str, *, n_steps: int = 2, timeout_s: float = 5.0, mirrored: bool = False,
@@ -270,3 +277,81 @@ def verdict_reason(verdict: ActiveLivenessResult) -> str | None:
         return (f"every step passed, but passive liveness failed ({p.attack_type or 'attack'} suspected, "
                 f"mean live score {p.score:.3f} < {p.threshold:.3f})")
     return None
+
+
+class PostgresChallengeStore:
+    """Challenge records in PostgreSQL (``<schema>.liveness_challenges``, one JSONB row each), shared by replicas.
+
+    ``update`` reads the row with ``SELECT ... FOR UPDATE`` and writes it back in the same
+    transaction, so two frames of one challenge posted to two replicas never interleave. Each
+    thread has its own connection. Rows older than ``ttl_s`` are ignored and deleted when the next
+    challenge is added. The table is created on first use (``CREATE ... IF NOT EXISTS`` under a
+    transaction-scoped advisory lock).
+    """
+
+    _LOCK = 0x66_63_68_61_6C_6C  # "fchall": the advisory lock key for creating the table
+
+    def __init__(self, url: str, *, schema: str = "faceprint_service", ttl_s: float = CHALLENGE_TTL_S,
+                 max_records: int = MAX_CHALLENGES, clock: Callable[[], float] = time.time) -> None:
+        import psycopg
+        from psycopg import sql
+
+        self._psycopg, self._url = psycopg, url
+        self.ttl_s, self.max_records, self.clock = ttl_s, max_records, clock
+        self._table = sql.Identifier(schema, "liveness_challenges")
+        self._local = threading.local()
+        with self._connection().transaction():
+            conn = self._connection()
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._LOCK,))
+            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+            conn.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} (id text PRIMARY KEY, started_at double precision "
+                                 "NOT NULL, record jsonb NOT NULL)").format(self._table))
+
+    def _connection(self):
+        conn = getattr(self._local, "conn", None)
+        if conn is None or conn.closed:
+            conn = self._local.conn = self._psycopg.connect(self._url, autocommit=True)
+        return conn
+
+    def _query(self, text: str):
+        from psycopg import sql
+
+        return sql.SQL(text).format(table=self._table)
+
+    def add(self, record: ChallengeRecord) -> None:
+        from psycopg.types.json import Jsonb
+
+        conn = self._connection()
+        with conn.transaction():
+            conn.execute(self._query("DELETE FROM {table} WHERE started_at < %s"), (self.clock() - self.ttl_s,))
+            count = conn.execute(self._query("SELECT count(*) FROM {table}")).fetchone()[0]
+            if count >= self.max_records:
+                raise TooManyChallengesError(f"{self.max_records} liveness challenges open; retry in a minute")
+            conn.execute(self._query("INSERT INTO {table} (id, started_at, record) VALUES (%s, %s, %s)"),
+                         (record.id, record.started_at, Jsonb(record.to_dict())))
+
+    def get(self, challenge_id: str) -> ChallengeRecord | None:
+        row = self._connection().execute(self._query("SELECT record FROM {table} WHERE id = %s AND started_at >= %s"),
+                                         (challenge_id, self.clock() - self.ttl_s)).fetchone()
+        return None if row is None else ChallengeRecord.from_dict(row[0])
+
+    def update(self, challenge_id: str, change: Callable[[ChallengeRecord], T]) -> T:
+        from psycopg.types.json import Jsonb
+
+        conn = self._connection()
+        with conn.transaction():
+            row = conn.execute(self._query("SELECT record FROM {table} WHERE id = %s AND started_at >= %s FOR UPDATE"),
+                               (challenge_id, self.clock() - self.ttl_s)).fetchone()
+            if row is None:
+                raise ChallengeNotFoundError(f"no liveness challenge {challenge_id!r} (or it expired); start a new one")
+            record = ChallengeRecord.from_dict(row[0])
+            out = change(record)
+            conn.execute(self._query("UPDATE {table} SET record = %s WHERE id = %s"),
+                         (Jsonb(record.to_dict()), challenge_id))
+            return out
+
+    def close(self) -> None:
+        """Close this thread's connection (other threads' close when they end)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
