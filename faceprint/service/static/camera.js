@@ -8,7 +8,7 @@
 const IDENTIFY_EVERY_MS = 300;
 const FRAME_MAX_SIDE = 640;  // frames are scaled down to this before they are sent (JPEG)
 const camera = { stream: null, running: false, mode: "identify", challenge: null, timer: null,
-  inFlight: false, frameSize: [0, 0], lastSummary: "", lastInstruction: "" };
+  inFlight: false, frameSize: [0, 0], lastSummary: null, lastInstruction: "" };
 
 function cameraSay(message) { $("camera-status").textContent = message; }
 
@@ -117,7 +117,7 @@ function endChallenge() {
   camera.mode = "identify";
   camera.challenge = null;
   camera.lastInstruction = "";
-  camera.lastSummary = "";
+  camera.lastSummary = null;
   $("liveness-start").disabled = !camera.running;
   $("challenge-timer").textContent = "";
 }
