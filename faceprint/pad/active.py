@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from ..attributes.eyes import eye_aspect_ratio
 from ..errors import FaceprintError
 from ..models.pad_passive import PassiveLiveness, TrackLiveness
 from ..models.dlib_landmarks import (
@@ -94,15 +95,6 @@ class ActiveConfig:
 
 
 # --- measures ------------------------------------------------------------------------------
-
-
-def eye_aspect_ratio(eye: np.ndarray) -> float:
-    """EAR of six eye points p1..p6: (|p2-p6| + |p3-p5|) / (2 |p1-p4|); about 0.3 open, near 0 shut."""
-    eye = np.asarray(eye, dtype=np.float64)
-    width = np.linalg.norm(eye[0] - eye[3])
-    if width <= 0:
-        return 0.0
-    return float((np.linalg.norm(eye[1] - eye[5]) + np.linalg.norm(eye[2] - eye[4])) / (2.0 * width))
 
 
 def _levelled(points: np.ndarray) -> np.ndarray:
