@@ -329,10 +329,11 @@ def process_images(
 # -- parent side -----------------------------------------------------------------------------
 
 
-def _duplicate(res: ImageResult, store, pending: list, digests: dict[str, set[str]], threshold: float,
+def _duplicate(res: ImageResult, store, pending: list, digests: dict[str, set[str]], engine,
                allow_duplicate: bool) -> str | None:
     """Why the face of ``res`` must not be enrolled: :data:`ALREADY_ENROLLED`, or the detail of a match
-    with another person (in ``store`` or the ``pending`` chunk) at or above ``threshold``; None when new.
+    with another person (in ``store`` or the ``pending`` chunk) at or above ``engine``'s duplicate
+    threshold, scored as ``engine`` scores (fair-normalised or plain); None when new.
 
     ``digests`` caches each person's image digests (read from ``store`` on first use); the digest
     of ``res`` is added to it when ``res`` is to be enrolled.
@@ -343,9 +344,10 @@ def _duplicate(res: ImageResult, store, pending: list, digests: dict[str, set[st
     if res.sha256 is not None and res.sha256 in digests[person]:
         return ALREADY_ENROLLED
     if not allow_duplicate:
-        scores = [(c.score, c.person) for c in (store.search_many(res.vector[None, :], k=2)[0] if store is not None else [])
-                  if c.person != person]
-        scores += [(float(np.max(np.stack([i.template.vector for i in items]) @ res.vector)), other)
+        threshold = engine.duplicate_threshold
+        found = engine.search(store, res.vector[None, :], k=2)[0] if store is not None else []
+        scores = [(c.score, c.person) for c in found if c.person != person]
+        scores += [(float(np.max(engine.scores(np.stack([i.template.vector for i in items]), res.vector))), other)
                    for other, items in pending if other != person]
         best = max(scores, default=None)
         if best is not None and best[0] >= threshold:
@@ -418,6 +420,7 @@ def enrol_tree(
     key=None,
     transform=None,
     allow_duplicate: bool = False,
+    fair: bool = False,
 ) -> BatchSummary:
     """Enrol every person folder of ``root`` into the SQLite gallery at ``gallery`` (created if missing).
 
@@ -434,13 +437,15 @@ def enrol_tree(
     enrolled``; unless ``allow_duplicate``, a face scoring at or above the profile's duplicate
     threshold (:attr:`faceprint.engine.Engine.duplicate_threshold`) against another person, in the
     gallery or earlier in this run, is skipped as ``matches another person``, naming them and the score.
+    ``fair``: the gallery holds fair-normalised templates (``Engine(fair=True)``), and duplicates are
+    scored that way.
     """
     from .engine import Engine
     from .gallery import EnrolmentItem, Gallery
     from .types import Template
 
-    profile_engine = Engine(profile)  # resolves the profile name; loads no model
-    model_id, threshold = profile_engine.model_id, profile_engine.duplicate_threshold
+    profile_engine = Engine(profile, fair=fair)  # resolves the profile name; loads no model
+    model_id = profile_engine.model_id
     scan = scan_tree(root)
     people = scan.people
     if not people:
@@ -508,7 +513,7 @@ def enrol_tree(
                                      min_quality=min_quality, model_config=model_config)
             try:
                 for res in results:
-                    duplicate = (_duplicate(res, store, pending, digests, threshold, allow_duplicate)
+                    duplicate = (_duplicate(res, store, pending, digests, profile_engine, allow_duplicate)
                                  if res.ok else None)
                     if duplicate == ALREADY_ENROLLED:
                         summary.skip_counts[ALREADY_ENROLLED] += 1
@@ -517,7 +522,7 @@ def enrol_tree(
                     elif res.ok:
                         if not pending or pending[-1][0] != res.person:
                             pending.append((res.person, []))
-                        pending[-1][1].append(EnrolmentItem(template=Template(res.vector, res.model),
+                        pending[-1][1].append(EnrolmentItem(template=Template(res.vector, model_id),
                                                             source=res.source, box=res.box, quality=res.quality,
                                                             sha256=res.sha256))
                         pending_faces += 1

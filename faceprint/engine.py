@@ -260,7 +260,7 @@ class Engine:
         return float(np.dot(a.vector, b.vector))
 
     def scores(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """Similarity matrix [n_a, n_b] of template vectors ``a`` and ``b`` (rows; fair-normalised with ``fair=True``)."""
+        """Similarity matrix [n_a, n_b] of template vectors ``a`` and ``b`` (rows); fair-normalised if ``fair``."""
         if self.normaliser is not None:
             return self.normaliser.normalise(a, b)
         return np.atleast_2d(a).astype(np.float32) @ np.atleast_2d(b).astype(np.float32).T

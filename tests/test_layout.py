@@ -117,7 +117,7 @@ def upward_imports(graph: dict[str, set[str]]) -> list[str]:
 def forget(old: str, monkeypatch) -> None:
     """Undo an earlier import of old path ``old`` for this test, so that importing it runs (and warns) again."""
     parent, _, child = old.rpartition(".")
-    if child in vars(sys.modules[parent]):  # not hasattr: faceprint.__getattr__ would import it again
+    if parent in sys.modules and child in vars(sys.modules[parent]):  # not hasattr: faceprint.__getattr__ would import it again
         monkeypatch.delattr(sys.modules[parent], child)
     monkeypatch.delitem(sys.modules, old, raising=False)
 

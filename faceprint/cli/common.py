@@ -56,14 +56,22 @@ def resolve_profile(args: argparse.Namespace, gallery: str | os.PathLike | None 
     ``--model`` an existing gallery's profile is used. Registers ``--model-config`` first. Raises
     :class:`~faceprint.errors.ModelMismatchError` when ``--model`` names another profile than the
     gallery's (the message says what to pass) and :class:`~faceprint.errors.UnknownModelError` when
-    no registered profile makes the gallery's model.
+    no registered profile makes the gallery's model, or when the gallery's scores are fair-normalised
+    and ``--fair`` is not given, or the reverse (the message says which to use).
     """
+    from ..engine import fair_hint
+    from ..matching.normalisation import fair_model_id, is_fair_model, plain_model_id
     from ..profiles import DEFAULT_PROFILE, get, names, register_model_config, reenrol_hint
 
     register_model_config(args.model_config)
     model_id = gallery_model(gallery, privacy) if gallery is not None else None
     if model_id is None:
         return args.model or DEFAULT_PROFILE
+    fair = bool(getattr(args, "fair", False))
+    if is_fair_model(model_id) != fair:
+        wanted = fair_model_id(model_id) if fair else plain_model_id(model_id)
+        raise ModelMismatchError(f"gallery {gallery}: {fair_hint(model_id, wanted)}")
+    model_id = plain_model_id(model_id)
     own = next((name for name in names() if get(name).model_id == model_id), None)
     hint = reenrol_hint(model_id)  # a gallery of a replaced profile: refused unless --model names that profile
     if own is None and hint and (args.model is None or get(args.model).model_id != model_id):
@@ -92,7 +100,15 @@ def engine_from_args(args: argparse.Namespace, gallery: str | os.PathLike | None
 
     privacy = gallery_privacy_from_args(args) if hasattr(args, "key_file") else {}
     profile = resolve_profile(args, gallery, privacy)
-    return Engine(profile, fmr=args.fmr, threshold=args.threshold, **privacy)
+    return Engine(profile, fmr=args.fmr, threshold=args.threshold, fair=bool(getattr(args, "fair", False)), **privacy)
+
+
+def add_fair_option(parser: argparse.ArgumentParser) -> None:
+    """Add ``--fair``: compare through the profile's fair score normaliser (``Engine(fair=True)``)."""
+    parser.add_argument("--fair", action="store_true",
+                        help="fair scores: compare through the profile's shipped fair score normaliser, with its own "
+                             "calibrated thresholds (same false-match rate in every region of the template space); "
+                             "a gallery enrolled with --fair needs it, one enrolled without refuses it")
 
 
 def add_gallery_privacy_options(parser: argparse.ArgumentParser, *, audit: bool = True) -> None:

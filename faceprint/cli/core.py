@@ -11,8 +11,8 @@ from ..errors import FaceprintError, PersonNotFoundError, UnsupportedInputError
 from ..gallery.names import normalise_name
 from ..privacy.audit import audit_cli
 from ..types import TIE_MARGIN
-from .common import (GALLERY_HELP, add_gallery_privacy_options, emit, engine_from_args, fields_block,
-                     gallery_privacy_from_args, person_not_found, resolve_profile, table)
+from .common import (GALLERY_HELP, add_fair_option, add_gallery_privacy_options, emit, engine_from_args,
+                     fields_block, gallery_privacy_from_args, person_not_found, resolve_profile, table)
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
@@ -117,7 +117,7 @@ def _enroll_tree(args: argparse.Namespace) -> int:
     summary = enrol_tree(args.tree, args.gallery, profile=resolve_profile(args, args.gallery, privacy),
                          workers=args.workers, largest=args.largest, min_quality=args.min_quality,
                          model_config=args.model_config, progress=progress, allow_duplicate=args.allow_duplicate,
-                         **privacy)
+                         fair=args.fair, **privacy)
     data = summary.to_dict()
     rows = [(e["person"], e["faces_added"], e["faces_total"]) for e in data["enrolled"]]
     text = table(rows, ["person", "faces added", "faces in gallery"]) if rows else "nothing new enrolled"
@@ -276,6 +276,7 @@ def register(sub, common) -> argparse._SubParsersAction:
     p.add_argument("--largest", action="store_true", help="use the largest face when there are several")
     p.add_argument("--require-live", action="store_true",
                    help="check liveness first: a photo or screen held up to the camera is rejected, with the reason")
+    add_fair_option(p)
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("enroll", parents=[common], help="add people to a gallery")
@@ -302,6 +303,7 @@ def register(sub, common) -> argparse._SubParsersAction:
     p.add_argument("--allow-duplicate", action="store_true",
                    help="enrol a face even when it already matches another person in the gallery (by default "
                         "that is refused as the same person under two names; with --tree it is skipped)")
+    add_fair_option(p)
     add_gallery_privacy_options(p)
     p.set_defaults(func=cmd_enroll)
 
@@ -315,6 +317,7 @@ def register(sub, common) -> argparse._SubParsersAction:
     p.add_argument("--out", help="write an annotated image here (one image only)")
     p.add_argument("--require-live", action="store_true",
                    help="check liveness first: a photo or screen held up to the camera is rejected, with the reason")
+    add_fair_option(p)
     add_gallery_privacy_options(p)
     p.set_defaults(func=cmd_identify)
 

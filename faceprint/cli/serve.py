@@ -66,6 +66,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from ..privacy.crypto import load_key
     from ..profiles import DEFAULT_PROFILE
     from ..service.app import ServiceSettings, create_app
+    from ..service.lockout import LockoutPolicy
 
     if args.log_format == "json":
         from ..service.observability import configure_json_logs
@@ -89,7 +90,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
                                workers=args.workers or (os.cpu_count() or 1), queue=args.queue,
                                timeout_s=args.timeout,
                                audit_log=None if database else Path(args.audit_log or data / "audit.log"),
-                               key=load_key(args.key_file), database=database)
+                               key=load_key(args.key_file), database=database,
+                               lockout=LockoutPolicy(args.verify_max_failures, args.verify_max_failures_person,
+                                                     args.verify_window))
     print(f"faceprint: serving http://{args.host}:{args.port}/ (web page), API at /v1, "
           f"OpenAPI at /openapi.json; profile {settings.profile}, {settings.workers} worker(s)", file=sys.stderr)
     if database:
@@ -147,6 +150,13 @@ def register(sub, eval_sub, common) -> None:
                         f"(default ${DATABASE_ENV}; none: everything in --data)")
     p.add_argument("--log-format", choices=("text", "json"), default="text",
                    help="json: every log record as one JSON object per line, with one access record per request")
+    p.add_argument("--verify-max-failures", type=int, default=5, metavar="N",
+                   help="failed verifications of one person by one API key within --verify-window before the "
+                        "person's verify endpoint answers 429 with Retry-After (default 5; 0: no limit)")
+    p.add_argument("--verify-max-failures-person", type=int, default=20, metavar="N",
+                   help="the same over every key together (default 20; 0: no limit)")
+    p.add_argument("--verify-window", type=float, default=900.0, metavar="SECONDS",
+                   help="the window the failures are counted in (default 900 = 15 minutes)")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("apikey", parents=[common], help="create, list or revoke service API keys")

@@ -1,4 +1,5 @@
-"""``faceprint eval fairness`` and ``faceprint eval morph``: demographic fairness and morphing attacks."""
+"""``faceprint eval fairness``, ``eval impersonation`` and ``eval morph``: demographic fairness, look-alike
+impersonation and morphing attacks."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import FaceprintError
-from .common import emit, engine_from_args
+from .common import add_fair_option, emit, engine_from_args
 
 MORPH_PROFILES = "accurate,fast"
 
@@ -15,6 +16,9 @@ def cmd_eval_fairness(args: argparse.Namespace) -> int:
     """Per-group FMR and proxy FNMR on UTKFace; with ``--lfw``, the FSN mitigation before/after."""
     from ..evaluation.fairness import run_fairness, run_mitigation
 
+    if args.fair and args.lfw:
+        raise FaceprintError("--lfw fits and measures its own normaliser on raw scores: drop --fair, or drop --lfw "
+                             "to measure the shipped fair scores per group")
     engine = engine_from_args(args)
     out = Path(args.out)
     report = run_fairness(engine, Path(args.images), out, progress=not args.json, cache=not args.no_cache)
@@ -28,6 +32,22 @@ def cmd_eval_fairness(args: argparse.Namespace) -> int:
         payload["mitigation"] = mitigation.to_dict()
         lines += [""] + mitigation.summary_lines()
     emit(args, payload, "\n".join(lines))
+    return 0
+
+
+def cmd_eval_impersonation(args: argparse.Namespace) -> int:
+    """Attack success of N look-alike photos of other people against targets enrolled from one photo."""
+    from ..evaluation.impersonation import run_impersonation
+    from ..profiles import get
+
+    profiles = [p.strip() for p in args.profiles.split(",") if p.strip()]
+    if not profiles:
+        raise FaceprintError("--profiles needs at least one profile name")
+    for name in profiles:
+        get(name)  # unknown names fail before any work
+    report = run_impersonation(profiles, Path(args.targets), Path(args.attackers), Path(args.out),
+                               progress=not args.json, cache=not args.no_cache)
+    emit(args, report.to_dict(), "\n".join(report.summary_lines()))
     return 0
 
 
@@ -49,7 +69,7 @@ def cmd_eval_morph(args: argparse.Namespace) -> int:
 
 
 def register(sub, eval_sub, common) -> None:
-    """Add ``eval fairness`` and ``eval morph`` under ``faceprint eval``."""
+    """Add ``eval fairness``, ``eval impersonation`` and ``eval morph`` under ``faceprint eval``."""
     del sub  # only evaluation subcommands here
     e = eval_sub.add_parser("fairness", parents=[common],
                             help="FMR per demographic group (UTKFace), FMR heatmap, optional FSN mitigation")
@@ -60,7 +80,22 @@ def register(sub, eval_sub, common) -> None:
     e.add_argument("--seed", type=int, default=0, help="seed of the UTKFace fit/test split and k-means")
     e.add_argument("--out", default="out/fairness", help="folder for report.json, fmr_heatmap.png, fsn.npz")
     e.add_argument("--no-cache", action="store_true", help="recompute every template")
+    add_fair_option(e)
     e.set_defaults(func=cmd_eval_fairness)
+
+    e = eval_sub.add_parser("impersonation", parents=[common],
+                            help="look-alike attack: N real photos of other people sharing the target's gender, race "
+                                 "and age band vs random strangers (UTKFace), per profile, FMR and group")
+    e.add_argument("--targets", required=True, help="UTKFace folder of the targets, each enrolled from one photo "
+                                                    "(e.g. ../shared/data/age/utkface-sample)")
+    e.add_argument("--attackers", required=True, help="UTKFace folder of other people's photos the attacker draws "
+                                                      "from (e.g. ../shared/data/age/utkface-train)")
+    e.add_argument("--profiles", default="accurate,fast",
+                   help="comma-separated profiles (default accurate,fast); each with plain and, when shipped, "
+                        "fair scores")
+    e.add_argument("--out", default="out/impersonation", help="folder for report.json and impersonation.png")
+    e.add_argument("--no-cache", action="store_true", help="recompute every template")
+    e.set_defaults(func=cmd_eval_impersonation)
 
     e = eval_sub.add_parser("morph", parents=[common],
                             help="morphing attack: MMPMR of landmark-aligned morphs of LFW pairs, per profile")

@@ -145,7 +145,7 @@ def utkface_templates(
     found the template is all zeros and its ``how`` is ``"no-face"``.
     """
     suffix = "utk-degraded" if degraded else "utk"
-    store = TemplateCache(cache_dir, f"{engine.model_id}-{engine.profile.fingerprint}-{suffix}", root,
+    store = TemplateCache(cache_dir, f"{engine.profile.model_id}-{engine.profile.fingerprint}-{suffix}", root,
                           enabled=cache)
     fallback = YuNetDetector(score_threshold=0.3)
 
@@ -390,6 +390,7 @@ def run_fairness(
     """Per-group FMR and proxy FNMR on the UTKFace folder ``root``.
 
     Writes ``report.json``, ``fmr_heatmap.png`` and ``fmr_heatmap_adults.png`` in ``out_dir``.
+    With ``Engine(fair=True)`` every score is fair-normalised and the threshold is the normaliser's.
     """
     from ..errors import FaceprintError
 
@@ -403,7 +404,7 @@ def run_fairness(
     fta = {g: sum(1 for s in subjects if s.group == g and not np.any(originals[s.name]))
            for g in sorted({s.group for s in subjects})}
     vectors = _stack(originals, [s.name for s in found])
-    scores = vectors @ vectors.T
+    scores = engine.scores(vectors, vectors)  # fair-normalised with Engine(fair=True)
     thr, target = engine.threshold, engine.fmr
     upper = impostor_mask(len(found))
     all_imp = scores[upper]
@@ -414,8 +415,10 @@ def run_fairness(
     ratio = {a: max_min_ratio(r) for a, r in fmr.items()}
 
     mated_ok = [s for s in found if np.any(degraded[s.name])]
-    mated = np.einsum("ij,ij->i", _stack(originals, [s.name for s in mated_ok]),
-                      _stack(degraded, [s.name for s in mated_ok]))
+    probe_a, probe_b = _stack(originals, [s.name for s in mated_ok]), _stack(degraded, [s.name for s in mated_ok])
+    mated = np.einsum("ij,ij->i", probe_a, probe_b)
+    if engine.normaliser is not None:
+        mated = engine.normaliser.normalise_scores(mated, probe_a, probe_b)
     misses = mated < thr
     fnmr = {}
     for a in ATTRIBUTES:
@@ -559,7 +562,7 @@ def run_mitigation(
     fit_vectors = np.vstack([_stack(utk, [s.name for s in fit_utk]), _stack(lfw, train_names)])
     fit_ids = [f"utk:{s.name}" for s in fit_utk] + [_person_of(n) for n in train_names]
     target = engine.fmr
-    norm = fit_normaliser(fit_vectors, fit_ids, clusters=clusters, fmr=target, model=engine.model_id, seed=seed)
+    norm = fit_normaliser(fit_vectors, fit_ids, clusters=clusters, fmr=target, model=engine.profile.model_id, seed=seed)
     saved = norm.save(out_dir / "fsn.npz")
     raw_fit = fit_vectors @ fit_vectors.T
     ids = np.asarray(fit_ids)

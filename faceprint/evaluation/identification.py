@@ -295,7 +295,7 @@ def real_distractor_templates(
     folder = Path(folder)
     names = sorted(str(p.relative_to(folder).as_posix()) for p in folder.rglob("*")
                    if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    store = TemplateCache(cache_dir, f"{engine.model_id}-{engine.profile.fingerprint}-largest", folder,
+    store = TemplateCache(cache_dir, f"{engine.profile.model_id}-{engine.profile.fingerprint}-largest", folder,
                           enabled=cache)
 
     def compute(path: Path) -> tuple[np.ndarray, str]:

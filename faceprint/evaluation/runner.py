@@ -161,7 +161,8 @@ def lfw_templates(
     cache_dir: Path = DEFAULT_CACHE,
 ) -> tuple[dict[str, np.ndarray], dict[str, int]]:
     """Templates for every relative image path in ``names`` and a count of how faces were found."""
-    store = TemplateCache(cache_dir, f"{engine.model_id}-{engine.profile.fingerprint}", images_root, enabled=cache)
+    store = TemplateCache(cache_dir, f"{engine.profile.model_id}-{engine.profile.fingerprint}", images_root,
+                          enabled=cache)
     fallback = YuNetDetector(score_threshold=0.3)
 
     def compute(path: Path) -> tuple[np.ndarray, str]:

@@ -197,7 +197,7 @@ def _mark_known(engine: Engine, gallery: GalleryLike, entries: list[FaceEntry], 
     store = engine.open_gallery(gallery, create=False)
     label = str(getattr(store, "path", gallery))  # a PostgreSQL URL comes back with its password masked
     try:
-        best = [c[0] if c else None for c in store.search_many(x, k=1)] if len(store) and len(x) else []
+        best = [c[0] if c else None for c in engine.search(store, x, k=1)] if len(store) and len(x) else []
     finally:
         if store is not gallery:
             store.close()

@@ -42,8 +42,9 @@ from .thresholds import interpolated_threshold, threshold_at_fmr
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FAIR_SUFFIX", "CALIBRATED_FMRS", "NormaliserError", "NormaliserMissingError", "ScoreNormaliser",
-           "fair_model_id", "fit_normaliser", "impostor_thresholds", "is_fair_model", "plain_model_id", "spherical_kmeans", "weights_path"]
+__all__ = ["CALIBRATED_FMRS", "FAIR_SUFFIX", "NormaliserError", "NormaliserMissingError", "ScoreNormaliser",
+           "fair_model_id", "fit_normaliser", "impostor_thresholds", "is_fair_model", "plain_model_id",
+           "spherical_kmeans", "weights_path"]
 
 #: Appended to a profile's model id by ``Engine(fair=True)``: templates and galleries whose scores are normalised.
 FAIR_SUFFIX = "+fair"
@@ -136,7 +137,7 @@ class ScoreNormaliser:
             self.thresholds = {float(self.fmr): float(self.threshold)}
 
     def threshold_at(self, fmr: float) -> float:
-        """The threshold on normalised scores for false-match rate ``fmr`` (log-interpolated; FaceprintError outside)."""
+        """The threshold on normalised scores at false-match rate ``fmr`` (log-interpolated; FaceprintError outside)."""
         return interpolated_threshold(self.thresholds, fmr, f"the fair score normaliser of {self.model}")
 
     def clusters(self, vectors: np.ndarray) -> np.ndarray:
@@ -204,19 +205,18 @@ class ScoreNormaliser:
         norm.check_model(model)
         return norm
 
-    def search(self, probes: np.ndarray, vectors: np.ndarray, person_ids: np.ndarray, k: int,
-               gallery_offsets: np.ndarray | None = None) -> list[list[tuple[int, float]]]:
+    def search(self, probes: np.ndarray, vectors: np.ndarray, person_ids: np.ndarray,
+               k: int) -> list[list[tuple[int, float]]]:
         """Exhaustive 1:N search on normalised scores: the top ``k`` ``(person_id, score)`` per probe row.
 
         ``vectors`` [n, dim] are the gallery's templates and ``person_ids`` [n] their owners; a
         person's score is the maximum over their templates (as in the gallery's own search). Ties
-        go to the smaller person id. ``gallery_offsets`` (``offset(vectors)``) may be passed when
-        cached.
+        go to the smaller person id.
         """
         probes = np.atleast_2d(np.asarray(probes, dtype=np.float32))
         if len(vectors) == 0:
             return [[] for _ in range(len(probes))]
-        delta = self.offset(vectors) if gallery_offsets is None else gallery_offsets
+        delta = self.offset(vectors)
         order = np.argsort(person_ids, kind="stable")
         pids, vecs, delta = person_ids[order], np.asarray(vectors, np.float32)[order], delta[order]
         starts = np.flatnonzero(np.r_[True, pids[1:] != pids[:-1]])

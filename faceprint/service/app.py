@@ -38,6 +38,7 @@ from ..engine import image_digest
 from ..errors import FaceprintError
 from ..gallery import EnrolmentItem
 from ..gallery.names import normalise_name
+from ..matching.normalisation import ScoreNormaliser, is_fair_model, plain_model_id
 from ..pipeline.image_io import DEFAULT_MAX_PIXELS
 from ..privacy.audit import AuditLog
 from ..privacy.crypto import GalleryKey
@@ -51,6 +52,7 @@ from .collections import Collections
 from .inference import InferencePool
 from .keys import ALL, ApiKey, KeyStore
 from .limits import BodyLimit, status_for
+from .lockout import LockoutPolicy, SQLiteFailureStore, VerifyLockedError, VerifyLockout
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -98,6 +100,7 @@ class ServiceSettings:
     audit_log: Path | None = None  # every /v1 request is appended to this hash-chained log when set
     key: GalleryKey | None = None  # encrypts every collection's templates and kept images at rest
     database: str | None = None  # postgresql:// URL: keys, collections and the audit log there (replicas share it)
+    lockout: LockoutPolicy = field(default_factory=LockoutPolicy)  # failed person verifications before a 429
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
@@ -138,6 +141,8 @@ class Service:
         # active liveness challenges (challenges.py): in the database with --database, so replicas share them
         self.challenges: active.ChallengeStore = (active.PostgresChallengeStore(settings.database) if settings.database
                                                   else active.MemoryChallengeStore())
+        # failed verifications per key and person (lockout.py); in the data folder, so a restart keeps the counts
+        self.lockout = VerifyLockout(settings.lockout, SQLiteFailureStore(settings.data_dir / "lockout.sqlite"))
 
     def write_lock(self, collection: str):
         """Collection's write lock, held while an enrolment checks and writes (so its face ids are its own).
@@ -164,6 +169,7 @@ class Service:
         self.challenges.close()
         self.collections.close()
         self.keys.close()
+        self.lockout.store.close()
 
     def collection_out(self, name: str) -> schemas.CollectionOut:
         """A collection's settings, threshold and counts."""
@@ -171,8 +177,12 @@ class Service:
 
         info = self.collections.info(name)
         gallery = self.collections.gallery(name)
-        return schemas.CollectionOut(**info.to_dict(), threshold=get_profile(info.profile).threshold(self.settings.fmr),
-                                     fmr=self.settings.fmr, persons=len(gallery), faces=gallery.face_count())
+        fair = is_fair_model(info.model)
+        threshold = (ScoreNormaliser.for_profile(info.profile, plain_model_id(info.model)) if fair
+                     else get_profile(info.profile))
+        threshold = threshold.threshold_at(self.settings.fmr) if fair else threshold.threshold(self.settings.fmr)
+        return schemas.CollectionOut(**info.to_dict(), fair=fair, threshold=threshold, fmr=self.settings.fmr,
+                                     persons=len(gallery), faces=gallery.face_count())
 
 
 def _authorizer(role: str, collection_scoped: bool = True):
@@ -295,7 +305,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     @app.exception_handler(FaceprintError)
     async def faceprint_error(request: Request, exc: FaceprintError) -> JSONResponse:
         status = status_for(exc)
-        headers = {"Retry-After": "1"} if status == 429 else None
+        headers = {"Retry-After": str(getattr(exc, "retry_after", 1))} if status == 429 else None
         return _error(status, exc.code, str(exc), headers)
 
     @app.exception_handler(RequestValidationError)
@@ -376,7 +386,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         """Create a collection bound to a recognition profile (admin)."""
         if not key.allows("admin", body.name):
             raise ForbiddenError(f"this key may not act as admin on collection {body.name!r}")
-        service.collections.create(body.name, body.profile or settings.profile, body.keep_images)
+        service.collections.create(body.name, body.profile or settings.profile, body.keep_images, fair=body.fair)
         return service.collection_out(body.name)
 
     @app.get("/v1/collections", response_model=list[schemas.CollectionOut], tags=["collections"])
@@ -572,7 +582,8 @@ def create_app(settings: ServiceSettings) -> FastAPI:
             return (record, ids, [t for i, t in enumerate(thumbnails) if i not in known],
                     [items[i].source for i in sorted(known)])
 
-        record, ids, thumbnails, already = await service.pool.submit(info.profile, run)
+        record, ids, thumbnails, already = await service.pool.submit(info.profile, run,
+                                                                     fair=is_fair_model(info.model))
         return {**_person_dict(record), "faces_added": ids, "thumbnails": thumbnails, "already_enrolled": already}
 
     @app.get("/v1/collections/{collection}/persons", response_model=list[schemas.PersonOut], tags=["persons"])
@@ -641,9 +652,20 @@ def create_app(settings: ServiceSettings) -> FastAPI:
                                                                             "with `face`, `box` or `largest`"}})
     async def verify_person(collection: str, person: str, request: Request, key: Reader,
                             require_live: bool = False) -> dict:
-        """Is the face in `image` this enrolled person? (best score over their templates)"""
+        """Is the face in `image` this enrolled person? (best score over their templates)
+
+        Failed verifications are counted per key and person and per person over every key: past
+        the service's limits within its window the answer is 429 `verify_locked` with
+        `Retry-After`, and the refusal is written to the audit log.
+        """
         person = normalise_name(person)
         info = service.collections.info(collection)
+        try:
+            service.lockout.check(key.id, collection, person)
+        except VerifyLockedError as exc:
+            request.state.audit_details = {"locked_out": True, "retry_after_s": exc.retry_after}
+            log.warning("verification of %r in %r locked for key %s: %s", person, collection, key.id, exc)
+            raise
         images, fields = await _read_images(request, ("image",), 1)
         label, data = _one(images, "image")
         choice = picking.choices(fields, 1)[0]
@@ -661,12 +683,14 @@ def create_app(settings: ServiceSettings) -> FastAPI:
             probe = engine.embed_faces([face])[0]
             _, pids, vecs = gallery.matrix()
             mine = vecs[pids == pid]
-            similarity = float(np.max(mine @ probe.vector)) if len(mine) else -1.0
+            similarity = float(np.max(engine.scores(mine, probe.vector))) if len(mine) else -1.0
             request.state.audit_details = {"is_match": similarity >= engine.threshold}
             return {"person": person, "similarity": round(similarity, 4), "is_match": similarity >= engine.threshold,
                     "threshold": round(engine.threshold, 4), "fmr": engine.fmr, "model": engine.model_id}
 
-        return await service.pool.submit(info.profile, run)
+        result = await service.pool.submit(info.profile, run, fair=is_fair_model(info.model))
+        service.lockout.record(key.id, collection, person, bool(result["is_match"]))
+        return result
 
     @app.post("/v1/collections/{collection}/identify", response_model=schemas.IdentifyOut, tags=["faces"],
               openapi_extra={"requestBody": {"content": schemas.IMAGE_BODY, "required": True,
@@ -699,7 +723,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
                     "fmr": engine.fmr, "model": engine.model_id,
                     "faces": faces}
 
-        return await service.pool.submit(info.profile, run)
+        return await service.pool.submit(info.profile, run, fair=is_fair_model(info.model))
 
     return app
 
@@ -716,9 +740,9 @@ def _audit(audit: AuditLog, request: Request, status: int, elapsed_ms: float) ->
     """Append one request to the audit log: who (key id), what, which collection and person, outcome."""
     key = getattr(request.state, "key", None)
     name = getattr(request.scope.get("route"), "name", None)
-    outcome = "ok" if status < 400 else ("denied" if status in (401, 403) else "error")
     details = {"route": name, "method": request.method, "path": request.url.path, "status": status,
                "elapsed_ms": round(elapsed_ms, 1), **getattr(request.state, "audit_details", {})}
+    outcome = "ok" if status < 400 else ("denied" if status in (401, 403) or details.get("locked_out") else "error")
     audit.append(AUDIT_ACTIONS.get(name, "other"), actor=f"key:{key.id}" if key else "anonymous",
                  collection=request.path_params.get("collection"), subject=request.path_params.get("person"),
                  outcome=outcome, details=details)

@@ -19,7 +19,9 @@ from pathlib import Path
 
 from ..errors import FaceprintError
 from ..gallery import Gallery
+from ..matching.normalisation import ScoreNormaliser, fair_model_id
 from ..privacy.crypto import GalleryKey
+from ..profiles import Profile
 from ..profiles import get as get_profile
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -58,6 +60,19 @@ class CollectionInfo:
         return asdict(self)
 
 
+def collection_model(profile: str, fair: bool = False) -> tuple[Profile, str]:
+    """The profile named ``profile`` and the model id of a new collection's gallery: fair-normalised when ``fair``.
+
+    Raises UnknownModelError for an unknown profile and NormaliserMissingError when ``fair`` is
+    asked of a profile that ships no fair score normaliser.
+    """
+    prof = get_profile(profile)
+    if not fair:
+        return prof, prof.model_id
+    ScoreNormaliser.for_profile(prof.name, prof.model_id)
+    return prof, fair_model_id(prof.model_id)
+
+
 class Collections:
     """Create, list, open and delete collections under ``root``; galleries stay open once opened."""
 
@@ -75,17 +90,17 @@ class Collections:
                 f"invalid collection name {name!r}: 1-64 letters, digits, '_', '.', '-', not starting with a symbol")
         return self.root / name
 
-    def create(self, name: str, profile: str, keep_images: bool = False) -> CollectionInfo:
-        """Make a new, empty collection bound to ``profile``."""
+    def create(self, name: str, profile: str, keep_images: bool = False, fair: bool = False) -> CollectionInfo:
+        """Make a new, empty collection bound to ``profile`` (fair scores when ``fair``: :func:`collection_model`)."""
         folder = self._dir(name)
-        prof = get_profile(profile)  # UnknownModelError for a bad profile
+        prof, model = collection_model(profile, fair)  # UnknownModelError for a bad profile
         with self._lock:
             if (folder / "collection.json").exists():
                 raise CollectionExistsError(f"collection {name!r} already exists")
             folder.mkdir(parents=True, exist_ok=True)
-            info = CollectionInfo(name, prof.name, prof.model_id, bool(keep_images),
+            info = CollectionInfo(name, prof.name, model, bool(keep_images),
                                   datetime.now(timezone.utc).isoformat(timespec="seconds"))
-            Gallery(folder / "gallery.sqlite", model=prof.model_id, dim=prof.dim, key=self.key).close()
+            Gallery(folder / "gallery.sqlite", model=model, dim=prof.dim, key=self.key).close()
             tmp = folder / "collection.json.tmp"
             tmp.write_text(json.dumps(info.to_dict(), indent=2))
             os.replace(tmp, folder / "collection.json")

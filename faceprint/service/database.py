@@ -38,8 +38,8 @@ from typing import Iterator
 from ..errors import GalleryError
 from ..gallery.postgres import PostgresGallery, mask_url, parse_url
 from ..privacy.crypto import GalleryKey
-from ..profiles import get as get_profile
-from .collections import NAME, CollectionExistsError, CollectionInfo, CollectionNotFoundError, InvalidCollectionError
+from .collections import (NAME, CollectionExistsError, CollectionInfo, CollectionNotFoundError, InvalidCollectionError,
+                          collection_model)
 from .keys import ApiKey, KeyStore
 
 try:
@@ -247,12 +247,7 @@ class PostgresCollections:
     def create(self, name: str, profile: str, keep_images: bool = False, fair: bool = False) -> CollectionInfo:
         """Make a new, empty collection bound to ``profile``: its gallery first, then the row that names it."""
         self._check_name(name)
-        prof = get_profile(profile)  # UnknownModelError for a bad profile
-        model = prof.model_id
-        if fair:
-            from .collections import collection_model  # the fair model id, or NormaliserMissingError
-
-            prof, model = collection_model(profile, fair)
+        prof, model = collection_model(profile, fair)  # UnknownModelError for a bad profile
         if self._row(name) is not None:
             raise CollectionExistsError(f"collection {name!r} already exists")
         schema = "c_" + uuid.uuid4().hex[:16]

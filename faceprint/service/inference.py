@@ -52,12 +52,12 @@ class InferencePool:
         """Jobs running or waiting now."""
         return self._pending
 
-    def engine(self, profile: str) -> Engine:
-        """This worker thread's engine for ``profile`` (made on first use)."""
+    def engine(self, profile: str, fair: bool = False) -> Engine:
+        """This worker thread's engine for ``profile``, with fair scores when ``fair`` (made on first use)."""
         engines = self._local.__dict__.setdefault("engines", {})
-        if profile not in engines:
-            engines[profile] = Engine(profile, fmr=self.fmr, max_pixels=self.max_pixels)
-        return engines[profile]
+        if (profile, fair) not in engines:
+            engines[profile, fair] = Engine(profile, fmr=self.fmr, max_pixels=self.max_pixels, fair=fair)
+        return engines[profile, fair]
 
     def _release(self, _future: object = None) -> None:
         # A done-callback: runs when the job ends, fails or is cancelled before it started.
@@ -65,14 +65,14 @@ class InferencePool:
             self._pending -= 1
         self._slots.release()
 
-    async def submit(self, profile: str, fn: Callable[[Engine], T]) -> T:
-        """Run ``fn`` with a worker's engine for ``profile``; BusyError or InferenceTimeoutError."""
+    async def submit(self, profile: str, fn: Callable[[Engine], T], *, fair: bool = False) -> T:
+        """Run ``fn`` with a worker's engine for ``profile`` (fair scores if ``fair``); BusyError or timeout error."""
         if not self._slots.acquire(blocking=False):
             raise BusyError(f"all {self.workers} workers busy and {self.queue} requests queued; retry shortly")
         with self._count_lock:
             self._pending += 1
         try:
-            future = self._executor.submit(lambda: fn(self.engine(profile)))
+            future = self._executor.submit(lambda: fn(self.engine(profile, fair)))
         except BaseException:
             self._release()
             raise

@@ -29,11 +29,13 @@ STATUS = {
     "multiple_faces": 422,
     "unknown_model": 422,
     "unknown_attribute": 422,
+    "normaliser_missing": 422,
     "invalid_collection": 422,
     "invalid_key_request": 422,
     "invalid_name": 422,
     "invalid_challenge": 422,
     "busy": 429,
+    "verify_locked": 429,
     "timeout": 503,
     "model_unavailable": 503,
 }

@@ -50,12 +50,15 @@ class CollectionRequest(BaseModel):
     name: str
     profile: str | None = Field(default=None, description="recognition profile; the service default when omitted")
     keep_images: bool = Field(default=False, description="store uploaded enrolment images (off by default)")
+    fair: bool = Field(default=False, description="fair scores: compare through the profile's fair score normaliser, "
+                                                  "with its own thresholds (the model id ends in +fair)")
 
 
 class CollectionOut(BaseModel):
     name: str
     profile: str
     model: str
+    fair: bool = Field(default=False, description="scores go through the fair score normaliser")
     keep_images: bool
     created_at: str
     threshold: float = Field(description="cosine similarity at or above which two faces match")

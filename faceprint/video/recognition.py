@@ -554,7 +554,7 @@ class VideoRecognizer:
             templates = self.engine.embed_faces([f for _, f in wanted])
             stats.embeddings += len(templates)
             vectors = np.stack([t.vector for t in templates])
-            singles = self.gallery.search_many(vectors, k=3)
+            singles = self.engine.search(self.gallery, vectors, k=3)
             for (track_id, face), vector, cands in zip(wanted, vectors, singles, strict=True):
                 identity = identities[track_id]
                 weight = face.quality + s.weight_floor
@@ -574,7 +574,7 @@ class VideoRecognizer:
         if identity.weighted is None:
             return
         aggregate = identity.weighted / max(float(np.linalg.norm(identity.weighted)), 1e-12)
-        cands: list[Candidate] = self.gallery.search_many(aggregate[None, :].astype(np.float32), k=2)[0]
+        cands: list[Candidate] = self.engine.search(self.gallery, aggregate[None, :].astype(np.float32), k=2)[0]
         best = cands[0] if cands else None
         threshold = self.engine.threshold
         if best is not None and best.person == identity.person:
@@ -624,7 +624,7 @@ def identify_every_frame(engine: Engine, gallery: GalleryStore, source: VideoSou
         if faces:
             templates = engine.embed_faces(faces)
             stats.embeddings += len(templates)
-            ranked = gallery.search_many(np.stack([t.vector for t in templates]), k=1)
+            ranked = engine.search(gallery, np.stack([t.vector for t in templates]), k=1)
             for face, cands in zip(faces, ranked, strict=True):
                 known = bool(cands) and cands[0].score >= engine.threshold
                 row.append((cands[0].person if known else None, face.box, None))
