@@ -20,7 +20,8 @@ the client's multiprocess mode.
 
 :func:`configure_json_logs` makes every log record one JSON object per line (``python-json-logger``)
 and turns on one access record per request (logger ``faceprint.service.access``: method, route,
-path, status, milliseconds, the key id).
+path, status, milliseconds, the key id; at DEBUG for the probes ``/health``, ``/ready`` and
+``/metrics``, which load balancers and Prometheus poll).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ except ImportError as exc:  # the optional "service" part of faceprint
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("faceprint.service.access")
 
+PROBES = ("/health", "/ready", "/metrics")  # load balancers and Prometheus poll these: access records at DEBUG
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 JSON_FIELDS = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
@@ -121,9 +123,10 @@ def install(app, service) -> Metrics:
             route = route_of(request)
             if route != "/metrics":
                 metrics.observe(route, request.method, status, seconds)
-            if access_log.isEnabledFor(logging.INFO):
+            level = logging.DEBUG if route in PROBES else logging.INFO
+            if access_log.isEnabledFor(level):
                 key = getattr(request.state, "key", None)
-                access_log.info("request", extra={"method": request.method, "route": route,
+                access_log.log(level, "request", extra={"method": request.method, "route": route,
                                                   "path": request.url.path, "status": status,
                                                   "ms": round(1000 * seconds, 1), "key_id": key.id if key else None})
 
