@@ -211,3 +211,21 @@ def test_failure_counts_are_shared_by_replicas(pg_url):
     finally:
         one.close()
         two.close()
+
+
+def test_verify_lockout_counts_across_replicas(replicas, files):
+    """Failures spread over both replicas meet one count: the 6th attempt (limit 5 per key) is refused by either."""
+    a, b, admin = replicas
+    name = new_collection(a, admin)
+    assert a.post(f"/v1/collections/{name}/persons/obama/faces", files=upload("images", *files["obama"]),
+                  headers=auth(admin)).status_code == 201
+    reader = a.post("/v1/keys", json={"role": "reader", "collections": [name]}, headers=auth(admin)).json()["key"]
+    for client in (a, b, a, b, a):
+        r = client.post(f"/v1/collections/{name}/persons/obama/verify", files=upload("image", files["biden"][0]),
+                        headers=auth(reader))
+        assert r.status_code == 200 and r.json()["is_match"] is False, r.text
+    for client in (b, a):
+        r = client.post(f"/v1/collections/{name}/persons/obama/verify", files=upload("image", files["biden"][0]),
+                        headers=auth(reader))
+        assert r.status_code == 429 and r.json()["error"]["code"] == "verify_locked", r.text
+        assert int(r.headers["Retry-After"]) > 0

@@ -141,8 +141,15 @@ class Service:
         # active liveness challenges (challenges.py): in the database with --database, so replicas share them
         self.challenges: active.ChallengeStore = (active.PostgresChallengeStore(settings.database) if settings.database
                                                   else active.MemoryChallengeStore())
-        # failed verifications per key and person (lockout.py); in the data folder, so a restart keeps the counts
-        self.lockout = VerifyLockout(settings.lockout, SQLiteFailureStore(settings.data_dir / "lockout.sqlite"))
+        # failed verifications per key and person (lockout.py); in the data folder, so a restart keeps the counts,
+        # or with --database in the database, so that every replica counts the same failures
+        if settings.database:
+            from .database import PostgresFailureStore
+
+            failures = PostgresFailureStore(settings.database)
+        else:
+            failures = SQLiteFailureStore(settings.data_dir / "lockout.sqlite")
+        self.lockout = VerifyLockout(settings.lockout, failures)
 
     def write_lock(self, collection: str):
         """Collection's write lock, held while an enrolment checks and writes (so its face ids are its own).
