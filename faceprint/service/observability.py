@@ -32,13 +32,6 @@ import time
 
 from ..extras import extra_not_installed
 
-try:
-    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-    from prometheus_client.core import GaugeMetricFamily
-except ImportError as exc:  # the optional "service" part of faceprint
-    raise extra_not_installed("service", "the service's /metrics (faceprint.service.observability)",
-                              [exc.name or "prometheus-client"]) from exc
-
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("faceprint.service.access")
 
@@ -54,6 +47,8 @@ class _StateCollector:
         self.service = service
 
     def collect(self):
+        from prometheus_client.core import GaugeMetricFamily
+
         pool = self.service.pool
         queue = GaugeMetricFamily("faceprint_inference_queue_depth", "Inference jobs running or waiting now")
         queue.add_metric([], pool.pending)
@@ -80,6 +75,11 @@ class Metrics:
     """The app's registry, its request counter and latency histogram, and the state gauges."""
 
     def __init__(self, service) -> None:
+        try:
+            from prometheus_client import CollectorRegistry, Counter, Histogram
+        except ImportError as exc:  # the optional "service" part of faceprint
+            raise extra_not_installed("service", "the service's /metrics (faceprint.service.observability)",
+                                      [exc.name or "prometheus-client"]) from exc
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter("faceprint_http_requests", "HTTP requests answered, by route template and status",
                                 ["route", "method", "status"], registry=self.registry)
@@ -94,6 +94,8 @@ class Metrics:
 
     def exposition(self) -> bytes:
         """Every metric in the Prometheus text format."""
+        from prometheus_client import generate_latest
+
         return generate_latest(self.registry)
 
 
@@ -130,6 +132,8 @@ def install(app, service) -> Metrics:
                                                   "path": request.url.path, "status": status,
                                                   "ms": round(1000 * seconds, 1), "key_id": key.id if key else None})
 
+    from prometheus_client import CONTENT_TYPE_LATEST
+
     @app.get("/metrics", include_in_schema=False)
     async def prometheus_metrics() -> Response:
         return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
@@ -139,7 +143,11 @@ def install(app, service) -> Metrics:
 
 def configure_json_logs(level: int = logging.INFO, stream=None) -> logging.Handler:
     """Send every log record to ``stream`` (default stderr) as one JSON object per line; returns the handler."""
-    from pythonjsonlogger.json import JsonFormatter
+    try:
+        from pythonjsonlogger.json import JsonFormatter
+    except ImportError as exc:  # the optional "service" part of faceprint
+        raise extra_not_installed("service", "faceprint serve --log-format json",
+                                  [exc.name or "python-json-logger"]) from exc
 
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter(JSON_FIELDS, rename_fields={"asctime": "time", "levelname": "level",
