@@ -300,6 +300,39 @@ def load_and_fault(data_dir: Path, clients: int, seconds: float, kill_after: flo
     return report
 
 
+def _ticks(pid: int) -> int:
+    """User + system CPU clock ticks of process ``pid`` (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0
+    return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+
+
+def _children(pid: int) -> list[int]:
+    """Every process whose parent is ``pid`` (PostgreSQL's backends under the postmaster)."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    out.append(int(entry.name))
+            except (OSError, ValueError, IndexError):
+                continue
+    return out
+
+
+def cpu_seconds(servers: list[ServerProcess], postmaster: int | None) -> dict[str, float]:
+    """CPU seconds used so far by the replicas, by PostgreSQL (postmaster and live backends), and by this process."""
+    hz = os.sysconf("SC_CLK_TCK")
+    import resource
+
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    pg = 0 if postmaster is None else sum(_ticks(p) for p in [postmaster, *_children(postmaster)])
+    return {"replicas": sum(_ticks(s.proc.pid) for s in servers if s.proc) / hz, "postgres": pg / hz,
+            "clients": me.ru_utime + me.ru_stime}
+
+
 class Postgres:
     """A throwaway PostgreSQL with pgvector from ``pgserver`` (as the tests start one), in ``root``."""
 
@@ -309,6 +342,7 @@ class Postgres:
         self.root = Path(root)
         self.server = pgserver.get_server(str(self.root / "pg"), cleanup_mode="stop")
         self.url = self.server.get_uri()
+        self.pid = self.server.get_pid()
 
     def stop(self) -> None:
         self.server.cleanup()
@@ -364,9 +398,14 @@ def replica_load(root: Path, replicas: int, clients: int, seconds: float, databa
             seed(servers[0], c)
         before, _ = face_count(servers[-1])
         log(f"load: {clients} clients for {seconds:g} s against {replicas} replica(s) on one PostgreSQL")
+        cpu_before = cpu_seconds(servers, pg.pid if pg else None)
         load = run_load(servers, clients, seconds, tag="load")
+        cpu_after = cpu_seconds(servers, pg.pid if pg else None)
         seen = books(servers)
         report["load"] = load.to_dict()
+        report["cpu_ms_per_request"] = {k: round(1000 * (cpu_after[k] - cpu_before[k]) / max(1, load.requests), 1)
+                                        for k in cpu_before}
+        report["load_average"] = os.getloadavg()
         report["faces_before"], report["faces_after"] = before, seen[0][0]
         report["replicas_agree"] = all(b == seen[0] for b in seen)
         report["lost_enrolments"] = max((before + len(load.acknowledged)) - faces for faces, _ in seen)
@@ -423,6 +462,9 @@ def table(report: dict) -> str:
         rows.append(f"| {report['replicas']} | {load['clients']} | {load['seconds']:.0f} | {load['requests']} "
                     f"| {load['requests_per_s']:.1f} | {pair('identify')} | {pair('enrol')} | {load['server_errors']} "
                     f"| {statuses} | {report['lost_enrolments']} |")
+        cpu = report.get("cpu_ms_per_request", {})
+        rows += ["", "CPU ms per request: " + ", ".join(f"{k} {v:.0f}" for k, v in cpu.items())
+                 + f"; load average during the run {report['load_average'][0]:.1f}"]
         if "kill" in report:
             k = report["kill"]
             rows += ["", f"Killed one of {report['replicas']} replicas with SIGKILL after {k['acknowledged_before_kill']} "
