@@ -60,8 +60,8 @@ EXTRAS: dict[str, Extra] = {e.name: e for e in (
     Extra("service", "faceprint serve: the REST service and web page", _SERVICE),
     Extra("postgres", "PostgreSQL galleries (postgresql:// URLs)", _POSTGRES),
     Extra("facenet", "the facenet profile (FaceNet graph, 94 MB)", _FACENET),
-    Extra("bench", "the scripts in benchmarks/ (face_recognition, the peer: requirements-bench.txt)",
-          _SERVICE + ("typing_extensions",)),
+    Extra("bench", "the scripts in benchmarks/ (face_recognition, the peer: requirements-bench.txt; scikit-learn)",
+          _SERVICE + ("typing_extensions", "sklearn")),
     Extra("test", "the test suite (make test)", _SERVICE + _POSTGRES + _FACENET + ("pytest", "pgserver", "playwright")),
 )}
 
