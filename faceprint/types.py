@@ -87,8 +87,9 @@ class Liveness:
     ``attack_probability`` its probability (0-1). ``context`` is how much image there is around the
     face, in face-box sizes (up to 4.0; below 1.5 the image is a tight crop and live faces are
     rejected more often). ``cues`` are the recapture cues that fired (checked on rejected faces
-    only). ``reason`` says why the face was judged an attack or what limited the check (``None``
-    when live and nothing to report), ``model`` names the model.
+    only). ``judged`` is False when the check cannot judge the face (a greyscale image): then
+    ``is_live`` is False and ``reason`` says why. ``reason`` says why the face was judged an attack
+    or what limited the check (``None`` when live and nothing to report), ``model`` names the model.
     """
 
     score: float
@@ -100,12 +101,14 @@ class Liveness:
     attack_probability: float = 0.0
     context: float = 4.0
     cues: tuple[LivenessCue, ...] = ()
+    judged: bool = True
 
     def to_dict(self) -> dict:
         """A JSON-ready description."""
         return {
             "score": round(self.score, 4),
             "is_live": self.is_live,
+            "judged": self.judged,
             "threshold": round(self.threshold, 4),
             "attack_type": self.attack_type,
             "attack_probability": round(self.attack_probability, 4),

@@ -21,8 +21,8 @@ from faceprint.models import minifasnet
 from faceprint.models.minifasnet import CLASSES, MiniFASNetV2, context_crop
 from faceprint.pad import attacks
 from faceprint.models.pad_cues import CUES, recapture_cues
-from faceprint.models.pad_passive import (NO_FACE_REASON, THRESHOLD, TIGHT_CONTEXT, PassiveLiveness, TrackLiveness,
-                                          pad_face)
+from faceprint.models.pad_passive import (GREY_REASON, NO_FACE_REASON, THRESHOLD, TIGHT_CONTEXT, PassiveLiveness,
+                                          TrackLiveness, is_greyscale, pad_face)
 from faceprint.types import Box, Liveness
 
 # LFW View 1 DevTest people (never used to choose the threshold): the first image of every 20th of them
@@ -152,6 +152,44 @@ def test_whole_image_when_no_face_and_tight_crop_flag(pad, data_dir):
     result = pad.check(image, None)
     assert isinstance(result, Liveness) and NO_FACE_REASON in result.reason
     assert result.context < TIGHT_CONTEXT  # the whole frame as the box leaves no context around it
+
+
+def test_tight_replay_frames_live_passes_replayed_fails(pad, detector, data_dir):
+    """One tight frame of each folder, scored as it is (no padding): the live one passes, the replayed one fails,
+    and both say they are tight crops."""
+    root = data_dir / "antispoof" / "replay-one-person"
+    live_image = _load(root / "real" / "real.mp4101.png")
+    fake_image = _load(sorted((root / "fake").glob("*.png"))[0])
+    live = pad.check(live_image, pad_face(detector.detect(live_image)))
+    fake = pad.check(fake_image, pad_face(detector.detect(fake_image)))
+    assert live.judged and fake.judged
+    assert live.context < TIGHT_CONTEXT and fake.context < TIGHT_CONTEXT
+    assert live.is_live and live.score > 0.8 and "tight crop" in live.reason
+    assert not fake.is_live and fake.score < 0.1 and fake.attack_type == "screen"
+    assert "screen attack suspected" in fake.reason and "tight crop" in fake.reason
+
+
+def test_greyscale_faces_are_not_judged_and_say_why(pad, detector, data_dir, capsys):
+    """Measured: MiniFASNet rejects every Yale and ORL face and cannot tell greyscale live photos from greyscale
+    attacks (EER 45%), so a greyscale face gets judged=False with GREY_REASON instead of a silent reject."""
+    colour = _load(data_dir / "lfw-view1" / "images" / "Aaron_Peirsol" / "Aaron_Peirsol_0001.jpg")
+    grey = cv2.cvtColor(cv2.cvtColor(colour, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
+    face = pad_face(detector.detect(colour))
+    assert not is_greyscale(colour, face.box) and is_greyscale(grey, face.box)
+    assert is_greyscale(_load(data_dir / "lfw-view1" / "images" / "Babe_Ruth" / "Babe_Ruth_0001.jpg"), None)
+    assert pad.check(colour, face).judged
+    for image in (grey, _load(data_dir / "yale" / "subject01.happy"), _load(data_dir / "orl" / "s1" / "1.pgm")):
+        result = pad.check(image, pad_face(detector.detect(image)))
+        assert not result.judged and not result.is_live and GREY_REASON in result.reason
+        assert result.cues == () and result.to_dict()["judged"] is False
+    track = TrackLiveness()
+    track.add(pad.check(grey, face))
+    assert track.is_live is False and track.to_dict()["not_judged_frames"] == 1
+    from faceprint.cli import main
+
+    assert main(["liveness", str(data_dir / "yale" / "subject01.happy")]) == 1
+    out = capsys.readouterr().out
+    assert "NOT JUDGED" in out and "greyscale image: not judged" in out
 
 
 def test_cues_fire_on_a_washed_out_grey_print_not_on_the_live_face(data_dir):

@@ -482,6 +482,10 @@ def test_liveness_endpoint_answers_per_face_with_the_attack_type(service, data_d
     check = spoof["faces"][0]["liveness"]
     assert spoof["is_live"] is False and check["attack_type"] == "screen" and check["attack_probability"] > 0.9
     assert "screen attack suspected" in check["reason"] and isinstance(check["cues"], list)
+    assert face["liveness"]["judged"] is True
+    grey = client.post("/v1/liveness", files=upload("image", data_dir / "yale" / "subject01.happy"),
+                       headers=auth(admin)).json()["faces"][0]["liveness"]
+    assert grey["judged"] is False and grey["is_live"] is False and "greyscale image: not judged" in grey["reason"]
     corrupt = client.post("/v1/liveness", files=[("image", ("broken.jpg", b"\xff\xd8 not a jpeg", "image/jpeg"))],
                           headers=auth(admin))
     assert corrupt.status_code == 422 and corrupt.json()["error"]["code"] == "image_decode_error"

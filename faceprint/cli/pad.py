@@ -20,8 +20,9 @@ def cmd_liveness(args: argparse.Namespace) -> int:
     faces.sort(key=lambda f: f.box.area, reverse=True)
     results = [(f, model.check(image, f)) for f in faces] or [(None, model.check(image, None))]
     rows = [
-        (i, f.box.as_list() if f else "whole image", f"{r.score:.3f}", "LIVE" if r.is_live else "ATTACK",
-         "-" if r.is_live else f"{r.attack_type} {r.attack_probability:.2f}", f"{r.context:.1f}x")
+        (i, f.box.as_list() if f else "whole image", f"{r.score:.3f}",
+         "NOT JUDGED" if not r.judged else "LIVE" if r.is_live else "ATTACK",
+         "-" if r.is_live or not r.judged else f"{r.attack_type} {r.attack_probability:.2f}", f"{r.context:.1f}x")
         for i, (f, r) in enumerate(results)
     ]
     text = table(rows, ["#", "box [x, y, w, h]", "live score", "decision", "attack type", "context"])
@@ -79,7 +80,7 @@ def register(sub: argparse._SubParsersAction, eval_sub: argparse._SubParsersActi
     """Add ``liveness`` and ``eval pad`` to the ``faceprint`` command line."""
     p = sub.add_parser("liveness", parents=[common],
                        help="passive liveness (presentation attack detection) of the faces in one image "
-                            "(exit 0 all live, 1 an attack suspected)")
+                            "(exit 0 all live, 1 an attack suspected or a face not judged, such as a greyscale one)")
     p.add_argument("image", help="the whole camera frame or photo (not a face crop: the check needs the context)")
     p.add_argument("--pad-threshold", type=float, default=None,
                    help="live-score threshold (default: the shipped one, chosen on LFW DevTrain; docs/liveness.md)")

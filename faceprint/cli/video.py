@@ -217,7 +217,8 @@ def _summary(timeline, args: argparse.Namespace, outputs=None, stopped_by: str |
         spoofs = [t for t in checked if not t.liveness.is_live]
         text += "\n\n" + table(
             [(t.track_id, t.person or "unknown", f"{t.liveness.score:.3f}", t.liveness.frames,
-              "LIVE" if t.liveness.is_live else f"SPOOF ({t.liveness.attack_type})") for t in checked],
+              "LIVE" if t.liveness.is_live else "NOT JUDGED (greyscale)" if t.liveness.not_judged == t.liveness.frames
+              else f"SPOOF ({t.liveness.attack_type})") for t in checked],
             ["track", "person", "mean live score", "frames checked", "passive liveness"])
         text += (f"\n{len(spoofs)} of {len(checked)} checked track(s) failed passive liveness "
                  f"(mean live score below {checked[0].liveness.threshold:.4f})")

@@ -32,6 +32,13 @@ THRESHOLD = 0.4806
 #: live photos cropped to 1.2x the box pass 75% of the time, at 1.5x 93%, with full context 98% (docs/liveness.md).
 TIGHT_CONTEXT = 1.5
 NO_FACE_REASON = "no face given: the whole image was used as the face box"
+#: Mean spread between the colour channels over the face (max - min, 0-255) below which the image is greyscale:
+#: 0 in greyscale files (Yale, ORL, 21 LFW photos); 99.5% of LFW's colour photos spread 9.98 or more.
+GREY_SPREAD = 3.0
+#: Why a greyscale face is not judged (benchmarks/pad.py --tight-grey-only; docs/liveness.md).
+GREY_REASON = ("greyscale image: not judged (the networks were trained on colour photos; on greyscale live photos and "
+               "greyscale attacks they do no better than chance, EER 45%, and reject 99% of live faces); "
+               "give a colour camera frame")
 MODEL_NAME = "minifasnet-v2+v1se"
 #: The networks averaged, in this order.
 NETWORKS: tuple[type[MiniFASNet], ...] = (MiniFASNetV2, MiniFASNetV1SE)
@@ -61,6 +68,19 @@ def _check_image(image: np.ndarray) -> None:
                                     "check; give the whole camera frame")
 
 
+def is_greyscale(image: np.ndarray, box: Box | None) -> bool:
+    """True when the RGB uint8 ``image`` has no colour over ``box`` (the whole image for None):
+    the mean spread between its channels is below :data:`GREY_SPREAD`."""
+    if box is not None:
+        x0, y0 = int(max(0, box.x)), int(max(0, box.y))
+        x1, y1 = int(min(image.shape[1], box.x + box.width)), int(min(image.shape[0], box.y + box.height))
+        if x1 - x0 >= 2 and y1 - y0 >= 2:
+            image = image[y0:y1, x0:x1]
+    image = image[::2, ::2]  # every other pixel is plenty for a mean
+    spread = image.max(axis=2).astype(np.int16) - image.min(axis=2)
+    return float(spread.mean()) < GREY_SPREAD
+
+
 class PassiveLiveness:
     """Single-image liveness from the two bundled MiniFASNet networks.
 
@@ -84,7 +104,9 @@ class PassiveLiveness:
     def check(self, image: np.ndarray, face: Face | None) -> Liveness:
         """Liveness of ``face`` in the whole RGB uint8 ``image`` (the whole image as the box when ``face`` is None).
 
-        Raises :class:`~faceprint.errors.UnsupportedInputError` for anything but an RGB uint8 array.
+        A greyscale face (:func:`is_greyscale`) is not judged: ``judged`` is False, ``is_live`` False (a
+        gate that requires a live face fails closed) and ``reason`` says why. Raises
+        :class:`~faceprint.errors.UnsupportedInputError` for anything but an RGB uint8 array.
         """
         _check_image(image)
         height, width = image.shape[:2]
@@ -96,9 +118,12 @@ class PassiveLiveness:
         probs, context = self.probabilities(image, box)
         score = float(probs[LIVE])
         attack = 0 if probs[0] > probs[2] else 2
-        is_live = score >= self.threshold
+        judged = not is_greyscale(image, None if whole else box)
+        is_live = judged and score >= self.threshold
         notes, cues = [], ()
-        if not is_live:
+        if not judged:
+            notes.append(GREY_REASON)
+        elif not is_live:
             cues = recapture_cues(image, None if whole else box)
             notes.append(f"{CLASSES[attack]} attack suspected (live {score:.2f} < {self.threshold:.2f}; "
                          f"{CLASSES[attack]} {probs[attack]:.2f})")
@@ -111,7 +136,7 @@ class PassiveLiveness:
                          "whole camera frame (tight crops of live faces are rejected more often)")
         return Liveness(score=score, is_live=is_live, threshold=self.threshold, reason="; ".join(notes) or None,
                         model=self.model, attack_type=CLASSES[attack], attack_probability=float(probs[attack]),
-                        context=context, cues=cues)
+                        context=context, cues=cues, judged=judged)
 
 
 def pad_face(faces: list[Face]) -> Face | None:
@@ -128,17 +153,21 @@ class TrackLiveness:
     ``score`` is the mean live probability of the ``frames`` checked (0-1), ``is_live`` is
     ``score >= threshold`` and ``attack_type`` the attack class most often named on the frames that
     failed on their own (None when none failed); :meth:`to_dict` adds ``live_frames``, how many
-    frames passed on their own.
+    frames passed on their own, and ``not_judged_frames``, how many were greyscale (not judged, so
+    failed). A track with no judged frame is not live.
     """
 
     threshold: float = THRESHOLD
     scores: list[float] = field(default_factory=list)
     failed_types: list[str] = field(default_factory=list)
+    not_judged: int = 0
 
     def add(self, result: Liveness) -> None:
         """Count one frame's result."""
         self.scores.append(result.score)
-        if not result.is_live:
+        if not result.judged:
+            self.not_judged += 1
+        elif not result.is_live:
             self.failed_types.append(result.attack_type)
 
     @property
@@ -154,7 +183,9 @@ class TrackLiveness:
     @property
     def is_live(self) -> bool | None:
         """Mean score at or above the threshold (None before the first frame)."""
-        return None if not self.scores else self.score >= self.threshold
+        if not self.scores:
+            return None
+        return self.not_judged < self.frames and self.score >= self.threshold
 
     @property
     def attack_type(self) -> str | None:
@@ -167,4 +198,5 @@ class TrackLiveness:
         """A JSON-ready description."""
         return {"score": None if self.score is None else round(self.score, 4), "is_live": self.is_live,
                 "threshold": round(self.threshold, 4), "frames": self.frames,
-                "live_frames": self.frames - len(self.failed_types), "attack_type": self.attack_type}
+                "live_frames": self.frames - len(self.failed_types) - self.not_judged,
+                "not_judged_frames": self.not_judged, "attack_type": self.attack_type}

@@ -158,7 +158,9 @@ class LivenessCueOut(BaseModel):
 
 class LivenessOut(BaseModel):
     score: float = Field(description="probability (0-1) that the face is live (not a photo or screen)")
-    is_live: bool = Field(description="score >= threshold")
+    is_live: bool = Field(description="score >= threshold, and the face was judged")
+    judged: bool = Field(default=True, description="false when the check cannot judge the face (a greyscale image): "
+                                                   "is_live is then false and reason says why")
     threshold: float
     attack_type: str = Field(description="the attack the model finds more likely: print or screen")
     attack_probability: float = Field(description="its probability (0-1)")

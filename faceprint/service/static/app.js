@@ -174,8 +174,10 @@ function livenessFor(box, checks) {
   return best;
 }
 
-// The badge under a face box: LIVE and the live score, or SPOOF, the attack type and its probability.
+// The badge under a face box: LIVE and the live score, NOT JUDGED (a greyscale image), or SPOOF, the attack
+// type and its probability.
 function livenessBadge(live) {
+  if (live.judged === false) return "NOT JUDGED (greyscale)";
   return live.is_live ? `LIVE ${live.score.toFixed(2)}`
     : `SPOOF ${live.attack_type} ${live.attack_probability.toFixed(2)}`;
 }
@@ -227,8 +229,9 @@ function drawResults(file, result, checks = []) {
     li.textContent = faceVerdict(f, i, result.threshold, result.fmr);  // verdict.js
     const live = livenessFor(f.face.box, checks);
     if (live) {
-      li.dataset.liveness = live.is_live ? "live" : "spoof";
-      li.textContent += live.is_live ? ` · passive liveness: live (${live.score.toFixed(2)})`
+      li.dataset.liveness = live.judged === false ? "not-judged" : live.is_live ? "live" : "spoof";
+      li.textContent += live.judged === false ? ` · passive liveness: not judged (${live.reason})`
+        : live.is_live ? ` · passive liveness: live (${live.score.toFixed(2)})`
         : ` · passive liveness: SPOOF suspected, ${live.attack_type} (${live.reason})`;
     }
     return li;

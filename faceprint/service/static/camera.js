@@ -67,7 +67,8 @@ async function identifyFrame(blob) {
   // No scores here: they change with every frame, and screen readers would be told each time.
   const lines = r.faces.map((f, i) => {
     const who = f.skipped ? "skipped (too poor to search)" : f.unknown ? "unknown" : f.person;
-    const live = f.liveness ? (f.liveness.is_live ? " · LIVE" : ` · SPOOF suspected (${f.liveness.attack_type})`) : "";
+    const live = !f.liveness ? "" : f.liveness.judged === false ? " · NOT JUDGED (greyscale)"
+      : f.liveness.is_live ? " · LIVE" : ` · SPOOF suspected (${f.liveness.attack_type})`;
     return { text: `Face ${i + 1}: ${who}${live}`, face: f };
   });
   const summary = lines.map((l) => l.text).join("\n");
@@ -78,7 +79,9 @@ async function identifyFrame(blob) {
       li.textContent = text;
       li.className = face.skipped ? "skipped" : face.unknown ? "unknown" : "known";
       if (face.person) li.dataset.person = face.person;
-      if (face.liveness) li.dataset.liveness = face.liveness.is_live ? "live" : "spoof";
+      if (face.liveness) {
+        li.dataset.liveness = face.liveness.judged === false ? "not-judged" : face.liveness.is_live ? "live" : "spoof";
+      }
       return li;
     }));
     $("camera-empty").hidden = r.faces.length > 0;
