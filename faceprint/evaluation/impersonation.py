@@ -61,11 +61,10 @@ def success_probability(pool: np.ndarray, accepted: np.ndarray, n: int) -> np.nd
     pool, accepted = np.asarray(pool, np.int64), np.asarray(accepted, np.int64)
     draw = np.minimum(pool, n)
     rest = pool - accepted
-    lg = np.vectorize(math.lgamma)
-    with np.errstate(invalid="ignore"):
-        fail = np.where(rest >= draw,
-                        np.exp(lg(rest + 1.0) - lg(rest - draw + 1.0) - lg(pool + 1.0) + lg(pool - draw + 1.0)),
-                        0.0)
+    lg = np.vectorize(math.lgamma, otypes=[float])
+    left = np.maximum(rest - draw, 0)  # where fewer than ``draw`` photos fail, every draw includes a pass
+    fail = np.where(rest >= draw, np.exp(lg(rest + 1.0) - lg(left + 1.0) - lg(pool + 1.0) + lg(pool - draw + 1.0)),
+                    0.0)
     return np.where(pool > 0, 1.0 - fail, 0.0)
 
 
@@ -116,12 +115,11 @@ class ImpersonationReport:
         keys = sorted({(r.profile, r.scores, r.fmr) for r in self.rates}, key=lambda k: (k[0], k[1], -k[2]))
         rows = []
         for profile, scores, fmr in keys:
-            cells = [self.rate(profile, scores, fmr, n, pool) for pool in ("attribute-matched", "random")
-                     for n in ATTACK_SIZES]
-            rows.append((profile, scores, f"{fmr:g}", f"{cells[0].threshold:.4f}",
-                         *(f"{100 * c.success:.1f}%" for c in cells)))
-        head = ["profile", "scores", "FMR", "threshold", *(f"{p} N={n}" for p in ("matched", "random")
-                                                          for n in ATTACK_SIZES)]
+            for pool, label in (("attribute-matched", "look-alike"), ("random", "random")):
+                cells = [self.rate(profile, scores, fmr, n, pool) for n in ATTACK_SIZES]
+                rows.append((profile, scores, f"{fmr:g}", f"{cells[0].threshold:.4f}", label,
+                             *(f"{100 * c.success:.1f}%" for c in cells)))
+        head = ["profile", "scores", "FMR", "threshold", "photos", *(f"N={n}" for n in ATTACK_SIZES)]
         lines += table(rows, head).splitlines()
         for profile, scores, fmr in keys:
             r = self.rate(profile, scores, fmr, ATTACK_SIZES[-1], "attribute-matched")
