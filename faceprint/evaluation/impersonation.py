@@ -65,7 +65,7 @@ def success_probability(pool: np.ndarray, accepted: np.ndarray, n: int) -> np.nd
     left = np.maximum(rest - draw, 0)  # where fewer than ``draw`` photos fail, every draw includes a pass
     fail = np.where(rest >= draw, np.exp(lg(rest + 1.0) - lg(left + 1.0) - lg(pool + 1.0) + lg(pool - draw + 1.0)),
                     0.0)
-    return np.where(pool > 0, 1.0 - fail, 0.0)
+    return np.where(pool > 0, np.clip(1.0 - fail, 0.0, 1.0), 0.0)  # clip: rounding of exp(lgamma ...) near 1
 
 
 @dataclass
