@@ -229,3 +229,23 @@ def test_verify_lockout_counts_across_replicas(replicas, files):
                         headers=auth(reader))
         assert r.status_code == 429 and r.json()["error"]["code"] == "verify_locked", r.text
         assert int(r.headers["Retry-After"]) > 0
+
+
+def test_replica_reconnects_after_the_database_drops_it(replicas, files, pg_url):
+    """A PostgreSQL restart or failover drops every connection: requests after the first that finds out succeed."""
+    import psycopg
+
+    a, _, admin = replicas
+    name = new_collection(a, admin)
+    assert a.post(f"/v1/collections/{name}/persons/biden/faces", files=upload("images", *files["biden"]),
+                  headers=auth(admin)).status_code == 201
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        dropped = conn.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                               "WHERE pid <> pg_backend_pid() AND datname = current_database() "
+                               "AND backend_type = 'client backend'").fetchone()[0]
+    assert dropped > 0
+    answers = [a.get(f"/v1/collections/{name}", headers=auth(admin)) for _ in range(4)]  # 3 connections to find out
+    assert answers[-1].status_code == 200, [r.text for r in answers]
+    assert all(r.status_code == 200 or r.json()["error"]["code"] == "database_error" for r in answers)
+    r = a.post(f"/v1/collections/{name}/identify", files=upload("image", files["group"]), headers=auth(admin))
+    assert r.status_code == 200 and "biden" in [f["person"] for f in r.json()["faces"]], r.text

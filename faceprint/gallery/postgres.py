@@ -117,6 +117,12 @@ CREATE TABLE {s}.face_images (
 ]
 
 
+class DatabaseUnavailableError(GalleryError):
+    """The PostgreSQL server dropped the connection or did not answer (a restart, a failover): retry."""
+
+    code = "database_error"
+
+
 def parse_url(url: str) -> tuple[str, str]:
     """(libpq connection URL without the ``gallery`` parameter, gallery schema name)."""
     parts = urlsplit(url)
@@ -372,15 +378,27 @@ class PostgresGallery:
 
     @contextmanager
     def _transaction(self) -> Iterator:
-        """One transaction on the shared connection; database errors become GalleryError."""
+        """One transaction on the shared connection; database errors become GalleryError.
+
+        A connection the server dropped is replaced at the next call (the call that found it broken fails).
+        """
         with self._lock:
             if self._conn is None:
                 raise GalleryError(f"gallery {self.path} is closed")
+            if self._conn.closed or self._conn.broken:  # the server dropped it (restart, failover): reconnect
+                log.warning("gallery %s: connection lost; reconnecting", self.path)
+                try:
+                    self._conn = psycopg.connect(self._conninfo, autocommit=True)
+                except psycopg.Error as exc:
+                    raise GalleryError(f"cannot reopen gallery {self.path}: {exc}".strip()) from exc
             try:
                 with self._conn.transaction():
                     yield self._conn
             except FaceprintError:
                 raise
+            except psycopg.OperationalError as exc:
+                raise DatabaseUnavailableError(f"gallery {self.path}: the database did not answer ({exc}); "
+                                               f"retry: the next call reconnects") from exc
             except psycopg.Error as exc:
                 raise GalleryError(f"gallery {self.path}: {exc}") from exc
 

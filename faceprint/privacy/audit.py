@@ -278,11 +278,11 @@ class PostgresAuditLog:
             raise AuditLogError(f"an audit log in PostgreSQL needs faceprint's optional 'postgres' part ({exc}): "
                                 "pip install 'faceprint[postgres]'") from exc
         self._psycopg = psycopg
-        self.path = url  # what error messages name (a URL without password is the caller's to pass)
         self.actor = actor or default_actor()
         self._table = sql.SQL("{}.audit_log").format(sql.Identifier(schema))
         self._sql = sql
         self._lock = threading.Lock()
+        self._url = url
         try:
             self._conn = psycopg.connect(url, autocommit=True)
             with self._conn.transaction():
@@ -304,28 +304,39 @@ class PostgresAuditLog:
         if action not in ACTIONS:
             raise AuditLogError(f"unknown audit action {action!r}; one of {', '.join(ACTIONS)}")
         with self._lock:
-            try:
-                with self._conn.transaction():
-                    self._conn.execute(self._q("LOCK TABLE {t} IN SHARE ROW EXCLUSIVE MODE"))
-                    last = self._conn.execute(self._q("SELECT seq, hash FROM {t} ORDER BY seq DESC LIMIT 1")).fetchone()
-                    record = {
-                        "seq": 0 if last is None else int(last[0]) + 1,
-                        "time": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
-                        "actor": actor or self.actor, "action": action,
-                        "collection": None if collection is None else str(collection), "subject": subject,
-                        "outcome": outcome, "details": dict(details or {}),
-                        "prev_hash": GENESIS if last is None else last[1],
-                    }
-                    record["hash"] = record_hash(record)
-                    self._conn.execute(self._q(
-                        "INSERT INTO {t} (seq, time, actor, action, collection, subject, outcome, details, prev_hash, "
-                        "hash) VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s)"),
-                        [record[k] if k != "details" else json.dumps(record[k], ensure_ascii=False) for k in FIELDS])
-            except (TypeError, ValueError) as exc:
-                raise AuditLogError(f"audit record is not JSON-serialisable: {exc}") from exc
-            except self._psycopg.Error as exc:
-                raise AuditLogError(f"cannot append to the audit log table: {exc}") from exc
+            for attempt in (1, 2):
+                try:
+                    if self._conn.closed or self._conn.broken:  # the server dropped it (restart, failover)
+                        self._conn = self._psycopg.connect(self._url, autocommit=True)
+                    record = self._append(action, subject, collection, outcome, details, actor)
+                    break
+                except (TypeError, ValueError) as exc:
+                    raise AuditLogError(f"audit record is not JSON-serialisable: {exc}") from exc
+                except self._psycopg.Error as exc:
+                    # nothing was committed: on a connection found dropped, append once more on a new one
+                    if attempt == 2 or not self._conn.broken:
+                        raise AuditLogError(f"cannot append to the audit log table: {exc}") from exc
         return AuditRecord(**record)
+
+    def _append(self, action: str, subject: str | None, collection: str | None, outcome: str,
+                details: dict | None, actor: str | None) -> dict:
+        with self._conn.transaction():
+            self._conn.execute(self._q("LOCK TABLE {t} IN SHARE ROW EXCLUSIVE MODE"))
+            last = self._conn.execute(self._q("SELECT seq, hash FROM {t} ORDER BY seq DESC LIMIT 1")).fetchone()
+            record = {
+                "seq": 0 if last is None else int(last[0]) + 1,
+                "time": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
+                "actor": actor or self.actor, "action": action,
+                "collection": None if collection is None else str(collection), "subject": subject,
+                "outcome": outcome, "details": dict(details or {}),
+                "prev_hash": GENESIS if last is None else last[1],
+            }
+            record["hash"] = record_hash(record)
+            self._conn.execute(self._q(
+                "INSERT INTO {t} (seq, time, actor, action, collection, subject, outcome, details, prev_hash, "
+                "hash) VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s)"),
+                [record[k] if k != "details" else json.dumps(record[k], ensure_ascii=False) for k in FIELDS])
+        return record
 
     def records(self) -> Iterator[dict]:
         """Every record as a dict, in ``seq`` order (no checking)."""

@@ -35,8 +35,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Iterator
 
-from ..errors import GalleryError
-from ..gallery.postgres import PostgresGallery, mask_url, parse_url
+from ..gallery.postgres import DatabaseUnavailableError, PostgresGallery, mask_url, parse_url
 from ..privacy.crypto import GalleryKey
 from .collections import (NAME, CollectionExistsError, CollectionInfo, CollectionNotFoundError, InvalidCollectionError,
                           collection_model)
@@ -72,10 +71,8 @@ CREATE INDEX verify_failures_scope ON {s}.verify_failures (scope, at);
 ]
 
 
-class DatabaseError(GalleryError):
-    """The service database cannot be reached or used."""
-
-    code = "database_error"
+class DatabaseError(DatabaseUnavailableError):
+    """The service database cannot be reached or used (HTTP 503)."""
 
 
 def _connect(url: str):
@@ -128,7 +125,11 @@ def migrate(url: str) -> None:
 
 
 class _Connection:
-    """One autocommit connection shared by a process's threads under a lock; database errors become DatabaseError."""
+    """One autocommit connection shared by a process's threads under a lock; database errors become DatabaseError.
+
+    A connection the server dropped (a restart, a failover) is replaced at the next use: the
+    request that found it broken fails, the ones after it reconnect.
+    """
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -140,6 +141,9 @@ class _Connection:
         with self._lock:
             if self._conn is None:
                 raise DatabaseError(f"the service database connection {mask_url(self.url)} is closed")
+            if self._conn.closed or self._conn.broken:
+                log.warning("service database %s: connection lost; reconnecting", mask_url(self.url))
+                self._conn = _connect(self.url)
             try:
                 with self._conn.transaction():
                     yield self._conn
@@ -317,7 +321,7 @@ class PostgresCollections:
     def write_lock(self, name: str) -> Iterator[None]:
         """Hold collection ``name``'s write lock in every replica: a PostgreSQL session advisory lock."""
         conn = getattr(self._local, "conn", None)
-        if conn is None or conn.closed:
+        if conn is None or conn.closed or conn.broken:
             conn = self._local.conn = _connect(self.url)
             with self._lock:
                 self._lock_conns.append(conn)

@@ -37,6 +37,7 @@ STATUS = {
     "busy": 429,
     "verify_locked": 429,
     "timeout": 503,
+    "database_error": 503,
     "model_unavailable": 503,
 }
 
