@@ -169,7 +169,7 @@ def test_tight_replay_frames_live_passes_replayed_fails(pad, detector, data_dir)
     assert "screen attack suspected" in fake.reason and "tight crop" in fake.reason
 
 
-def test_greyscale_faces_are_not_judged_and_say_why(pad, detector, data_dir, capsys):
+def test_greyscale_faces_are_not_judged_and_say_why(pad, detector, data_dir, tmp_path, capsys):
     """Measured: MiniFASNet rejects every Yale and ORL face and cannot tell greyscale live photos from greyscale
     attacks (EER 45%), so a greyscale face gets judged=False with GREY_REASON instead of a silent reject."""
     colour = _load(data_dir / "lfw-view1" / "images" / "Aaron_Peirsol" / "Aaron_Peirsol_0001.jpg")
@@ -190,6 +190,12 @@ def test_greyscale_faces_are_not_judged_and_say_why(pad, detector, data_dir, cap
     assert main(["liveness", str(data_dir / "yale" / "subject01.happy")]) == 1
     out = capsys.readouterr().out
     assert "NOT JUDGED" in out and "greyscale image: not judged" in out
+    yale = tmp_path / "yale"
+    yale.mkdir()
+    for name in ("subject01.happy", "subject02.normal"):
+        shutil.copy(data_dir / "yale" / name, yale / f"{name}.gif")
+    run = run_pad_eval(yale, tmp_path / "out", bona_fide_only=True, progress=False)
+    assert run.bpcer == 1.0 and run.to_dict()["not_judged"] == 2 and not any(r["judged"] for r in run.rows)
 
 
 def test_cues_fire_on_a_washed_out_grey_print_not_on_the_live_face(data_dir):

@@ -68,8 +68,11 @@ def cmd_eval_pad(args: argparse.Namespace) -> int:
             text += (f"\n{len(people)} people; {sum(g.rejected > 0 for g in people)} with a rejected image; "
                      f"shown: the {args.people} worst with at least {args.min_images} images")
     faces = sum(1 for r in run.rows if r["face_found"])
+    not_judged = sum(1 for r in run.rows if not r["judged"])
     text += (f"\noperating threshold {run.threshold:.4f}; face found in {faces} of {len(run.rows)} images "
-             f"(the rest scored as whole images)\nreport: {run.files['report']}"
+             f"(the rest scored as whole images)"
+             + (f"; {not_judged} greyscale image(s) not judged (counted as rejected)" if not_judged else "")
+             + f"\nreport: {run.files['report']}"
              + (f"  DET plot: {run.files['det']}" if "det" in run.files else ""))
     emit(args, run.to_dict(), text)
     return 0

@@ -311,15 +311,16 @@ class PadRun:
         faces = sum(1 for r in self.rows if r["face_found"])
         return {"metrics": None if self.metrics is None else self.metrics.to_dict(), "threshold": self.threshold,
                 "bpcer": self.bpcer, "bpcer_by_group": [g.to_dict() for g in self.groups],
-                "images": len(self.rows), "faces_found": faces, "files": self.files}
+                "images": len(self.rows), "faces_found": faces,
+                "not_judged": sum(1 for r in self.rows if not r.get("judged", True)), "files": self.files}
 
 
 def run_pad_eval(root: str | Path, out: str | Path, *, threshold: float | None = None,
                  bona_fide_only: bool = False, progress: bool = True) -> PadRun:
     """Score every image under ``root`` with the passive PAD check; write report.json, scores.csv and det.png.
 
-    ``threshold`` overrides the check's operating threshold. det.png is written only when there
-    are attacks. Raises :class:`PadDatasetError` for a folder without the expected images.
+    ``threshold`` overrides the check's operating threshold. A face that is not judged (greyscale)
+    counts as rejected at every threshold. det.png is written only when there are attacks. Raises :class:`PadDatasetError` for a folder without the expected images.
     """
     from tqdm import tqdm
 
@@ -337,11 +338,15 @@ def run_pad_eval(root: str | Path, out: str | Path, *, threshold: float | None =
         face = pad_face(detector.detect(image))
         result = model.check(image, face)
         rows.append({"image": str(path), "type": kind, "score": result.score, "is_live": result.is_live,
-                     "attack_type": result.attack_type, "attack_probability": result.attack_probability,
+                     "judged": result.judged, "attack_type": result.attack_type, "attack_probability": result.attack_probability,
                      "context": result.context, "face_found": face is not None})
     bona_rows = [r for r in rows if r["type"] == "bona_fide"]
-    bona = np.array([r["score"] for r in bona_rows])
-    attacks = {k: np.array([r["score"] for r in rows if r["type"] == k]) for k in groups if k != "bona_fide"}
+
+    def decided(r: dict) -> float:  # a face that is not judged (greyscale) is rejected at every threshold
+        return r["score"] if r["judged"] else 0.0
+
+    bona = np.array([decided(r) for r in bona_rows])
+    attacks = {k: np.array([decided(r) for r in rows if r["type"] == k]) for k in groups if k != "bona_fide"}
     metrics = pad_metrics(bona, attacks, threshold=model.threshold) if attacks else None
     per_group = bpcer_by_group([Path(r["image"]) for r in bona_rows], bona, model.threshold)
     out = Path(out)
