@@ -442,3 +442,22 @@ def test_kept_images_plain_and_cascade(pg_location, rng):
         bob = g.faces("bob")[0].id
         g.delete_person("bob")
         assert g.face_image(bob) is None
+
+
+def test_cli_encrypted_cancelable_postgres_gallery(pg_location, data_dir, tmp_path, capsys):
+    """faceprint enroll / identify on a postgresql:// gallery with --key-file and --transform-key-file."""
+    from faceprint.cli import main
+
+    knn = data_dir / "knn-small"
+    for name in ("gallery.key", "transform.key"):
+        assert main(["keys", "new", str(tmp_path / name)]) == 0
+    privacy = ["--key-file", str(tmp_path / "gallery.key"), "--transform-key-file", str(tmp_path / "transform.key")]
+    assert main(["enroll", "--model", "fast", "--gallery", pg_location, "--person", "obama",
+                 str(knn / "train/obama/obama.jpg"), *privacy]) == 0
+    capsys.readouterr()
+    assert main(["identify", "--model", "fast", "--gallery", pg_location, str(knn / "test/obama1.jpg"),
+                 "--json", *privacy]) == 0
+    result = json.loads(capsys.readouterr().out)["results"][0]
+    assert result["person"] == "obama" and result["candidates"][0]["score"] > 0.6  # cosine scale, transformed
+    assert main(["identify", "--model", "fast", "--gallery", pg_location, str(knn / "test/obama1.jpg")]) == 2
+    assert "encrypted" in capsys.readouterr().err
