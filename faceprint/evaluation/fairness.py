@@ -342,7 +342,8 @@ class FairnessReport:
 
         lines = [
             (f"fairness on UTKFace ({self.images} images), profile '{self.profile}', threshold "
-            f"{self.threshold:.4f} (calibrated FMR {self.fmr_target:g} on LFW DevTrain)"),
+            f"{self.threshold:.4f} (calibrated FMR {self.fmr_target:g} "
+            f"{'on fair-normalised scores of the fit set' if self.model.endswith('+fair') else 'on LFW DevTrain'})"),
             f"overall impostor FMR: {pct(self.overall_fmr)}",
             f"overall proxy FNMR (image vs degraded copy): {pct(self.overall_fnmr_proxy)}",
         ]
