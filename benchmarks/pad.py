@@ -3,6 +3,7 @@
 
     .venv/bin/python benchmarks/pad.py                  # about 15 min on 2 busy cores; writes out/pad-bench/
     .venv/bin/python benchmarks/pad.py --speed-only     # ms per face, MiniFASNet beside the retired texture model
+    .venv/bin/python benchmarks/pad.py --tight-grey-only  # tight crops and greyscale (about 25 min on 2 busy cores)
 
 Data (``../shared/data``; every set is research-use except where its README says otherwise):
 
@@ -13,6 +14,10 @@ Data (``../shared/data``; every set is research-use except where its README says
   replayed frames), Silent-Face's three samples (live, print, screen), LFW DevTest people, the
   UTKFace sample, photos with context (pairs-small, the video folder's photos), Yale (greyscale),
   and synthetic attacks made from 500 DevTest people.
+
+- **tight crops and greyscale** (``--tight-grey-only``): candidate tight-crop operating points chosen on
+  LFW DevTrain photos cropped tight, UTKFace *train* chips and tight synthetic attacks from both, then
+  measured once on the replay set; greyscale LFW DevTrain photos and attacks, reported on Yale and ORL.
 
 The threshold rule: the highest threshold whose BPCER on the DevTrain bona fide images is at most
 10% (:data:`BPCER_CAP`). Both models are run in the same process: MiniFASNet
@@ -46,7 +51,7 @@ from faceprint.models.yunet import YuNetDetector
 from faceprint.pad.attacks import ATTACK_TYPES, FRAMINGS, attack_frame
 from faceprint.models.pad_cues import CUES
 from faceprint.models.pad_features import FEATURE_VERSION, cue_values, face_view, pad_features, pad_view
-from faceprint.models.pad_passive import THRESHOLD, PassiveLiveness
+from faceprint.models.pad_passive import THRESHOLD, TIGHT_CONTEXT, PassiveLiveness
 from faceprint.pipeline.image_io import load_image
 from faceprint.types import Box, Face
 
@@ -413,6 +418,250 @@ def fusion(sets: dict[str, list[dict]]) -> dict:
     return out
 
 
+# --- tight crops and greyscale: can a separate operating point handle them? ------------------------
+# Choose on development data only: LFW DevTrain people's photos cropped tight, UTKFace *train* chips
+# (not the utkface-sample reported on) and synthetic attacks made from both, cropped tight; LFW DevTrain
+# photos and attacks turned greyscale. Report on the real replay set, Yale and ORL.
+
+TIGHT_BORDERS = {"replicate": cv2.BORDER_REPLICATE, "reflect": cv2.BORDER_REFLECT101,
+                 "constant": cv2.BORDER_CONSTANT, "blur": "blur"}
+TIGHT_FACTORS = (2.0, 4.0)  # context made available by padding, in face-box sizes
+CUE_NAMES = tuple(c.name for c in CUES)
+
+
+def padded_image(image: np.ndarray, box: Box, border, factor: float) -> tuple[np.ndarray, Box]:
+    """``image`` padded so that ``factor`` x the box fits about its centre (``border``: an OpenCV border or
+    "blur", the replicated edge blurred by a sixth of the box width), and the box in the padded image."""
+    height, width = image.shape[:2]
+    cx, cy = box.center
+    nx, ny = factor * box.width / 2 + 2, factor * box.height / 2 + 2
+    left, top = int(max(0, np.ceil(nx - cx))), int(max(0, np.ceil(ny - cy)))
+    right, bottom = int(max(0, np.ceil(cx + nx - width))), int(max(0, np.ceil(cy + ny - height)))
+    if border == "blur":
+        big = cv2.copyMakeBorder(image, top, bottom, left, right, cv2.BORDER_REPLICATE)
+        big = cv2.GaussianBlur(big, (0, 0), max(2.0, box.width / 6))
+        big[top:top + height, left:left + width] = image
+    elif border == cv2.BORDER_CONSTANT:
+        big = cv2.copyMakeBorder(image, top, bottom, left, right, border, value=(0, 0, 0))
+    else:
+        big = cv2.copyMakeBorder(image, top, bottom, left, right, border)
+    return big, Box(box.x + left, box.y + top, box.width, box.height)
+
+
+def tight_row(scorer: Scorer, image: np.ndarray, meta: dict) -> dict:
+    """Per-network probabilities unpadded and under every padding, the context and the cue values."""
+    box, found = scorer.box(image)
+    nets = scorer.pad.networks
+    crops = [n.crop(image, box) for n in nets]
+    row = {**meta, "found": found, "none": np.stack([n.probabilities(c) for n, c in zip(nets, crops)]),
+           "context": max(c.scale for c in crops)}
+    for name, border in TIGHT_BORDERS.items():
+        for factor in TIGHT_FACTORS:
+            big, b = padded_image(image, box, border, factor)
+            row[f"{name}{factor:g}"] = np.stack([n.probabilities(n.crop(big, b)) for n in nets])
+    row["cues"] = cue_values(face_view(image, box if found else None))
+    return row
+
+
+def tight_crop(scorer: Scorer, image: np.ndarray, rng: np.random.Generator) -> np.ndarray | None:
+    """A crop of 0.95-1.5 x the largest face's box, taller than wide, shifted a little (None: no face)."""
+    box, found = scorer.box(image)
+    if not found:
+        return None
+    side = max(box.width, box.height)
+    c = rng.uniform(0.95, 1.5)
+    half_w, half_h = c * side / 2 * rng.uniform(0.75, 1.0), c * side / 2 * rng.uniform(1.0, 1.3)
+    cx, cy = box.center
+    cx += rng.uniform(-0.08, 0.08) * side
+    cy += rng.uniform(-0.05, 0.1) * side
+    x0, y0 = int(max(0, cx - half_w)), int(max(0, cy - half_h))
+    x1, y1 = int(min(image.shape[1], cx + half_w)), int(min(image.shape[0], cy + half_h))
+    if x1 - x0 < 40 or y1 - y0 < 40:
+        return None
+    return np.ascontiguousarray(image[y0:y1, x0:x1])
+
+
+def greyscale(image: np.ndarray) -> np.ndarray:
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    return np.ascontiguousarray(np.repeat(grey[..., None], 3, axis=2))
+
+
+def tight_grey_sets(scorer: Scorer, fresh: bool) -> dict[str, list[dict]]:
+    """Development rows (tight and greyscale) and report rows (replay set, Yale, ORL)."""
+    lfw = DATA / "lfw-view1"
+    train = sorted(lfw_people(lfw / "pairsDevTrain.txt"))
+
+    def attack(source, kind, rng, i):
+        return attack_frame(source, kind, rng, framing=FRAMINGS[i % 3], size=float(rng.choice([1.0, 1.8])),
+                            quality=int(rng.choice([40, 70, 95])))
+
+    def tight_dev():
+        rng = np.random.default_rng(1414)
+        rows = []
+        for i, name in enumerate(rng.choice(train, size=600, replace=False)):
+            source = load_image(images_in(lfw / "images" / name)[0])
+            crop = tight_crop(scorer, source, rng)
+            if crop is not None:
+                rows.append(tight_row(scorer, crop, {"set": "LFW DevTrain, cropped tight", "label": "bona_fide"}))
+            kind = ATTACK_TYPES[i % 2]
+            crop = tight_crop(scorer, attack(source, kind, rng, i), rng)
+            if crop is not None:
+                rows.append(tight_row(scorer, crop, {"set": "synthetic (LFW DevTrain), cropped tight", "label": kind}))
+        utk = images_in(DATA / "age" / "utkface-train")
+        for j, k in enumerate(rng.choice(len(utk), size=600, replace=False)):
+            source = load_image(utk[k])
+            rows.append(tight_row(scorer, source, {"set": "UTKFace train chips", "label": "bona_fide"}))
+            if j % 2 == 0:
+                kind = ATTACK_TYPES[(j // 2) % 2]
+                crop = tight_crop(scorer, attack(source, kind, rng, j), rng)
+                if crop is not None:
+                    rows.append(tight_row(scorer, crop, {"set": "synthetic (UTKFace train), cropped tight",
+                                                         "label": kind}))
+        return rows
+
+    def grey_dev():
+        rng = np.random.default_rng(2828)
+        rows = []
+        for i, name in enumerate(rng.choice(train, size=300, replace=False)):
+            source = load_image(images_in(lfw / "images" / name)[-1])
+            rows.append(tight_row(scorer, greyscale(source), {"set": "LFW DevTrain, greyscale", "label": "bona_fide"}))
+            kind = ATTACK_TYPES[i % 2]
+            rows.append(tight_row(scorer, greyscale(attack(source, kind, rng, i)),
+                                  {"set": "synthetic (LFW DevTrain), greyscale", "label": kind}))
+        return rows
+
+    def report_rows():
+        rows = []
+        replay = DATA / "antispoof" / "replay-one-person"
+        for label, folder in (("bona_fide", "real"), ("screen", "fake")):
+            rows += [tight_row(scorer, load_image(p), {"set": "replay", "label": label})
+                     for p in images_in(replay / folder)]
+        yale = sorted(p for p in (DATA / "yale").iterdir() if p.is_file() and p.name.startswith("subject"))
+        rows += [tight_row(scorer, load_image(p), {"set": "Yale", "label": "bona_fide"}) for p in yale]
+        orl = sorted((DATA / "orl").glob("s*/*.pgm"))[::4]
+        rows += [tight_row(scorer, load_image(p), {"set": "ORL", "label": "bona_fide"}) for p in orl]
+        return rows
+
+    return {"tight_dev": cached("tight_dev", fresh, tight_dev), "grey_dev": cached("grey_dev", fresh, grey_dev),
+            "tight_grey_report": cached("tight_grey_report", fresh, report_rows)}
+
+
+def _fusion_x(rows: list[dict], padded: bool) -> np.ndarray:
+    """Fusion inputs: both networks' live logits and log print / screen probabilities, the cue values, and
+    (``padded``) MiniFASNetV2's live logit with the context reflect-padded to 2x."""
+    return np.array([list(_logit(r["none"][:, 1])) + list(np.log(np.clip(r["none"][:, 0], 1e-6, 1)))
+                     + list(np.log(np.clip(r["none"][:, 2], 1e-6, 1))) + [r["cues"][k] for k in CUE_NAMES]
+                     + ([float(_logit(r["reflect2"][0, 1]))] if padded else []) for r in rows])
+
+
+def _fit_fusion(rows: list[dict], padded: bool):
+    from faceprint.models.logistic import fit_logistic
+
+    x = _fusion_x(rows, padded)
+    mu, sd = x.mean(0), x.std(0) + 1e-9
+    y = np.array([r["label"] == "bona_fide" for r in rows], float)
+    coef, bias = fit_logistic((x - mu) / sd, y, 1e-2)
+    return lambda rs: 1.0 / (1.0 + np.exp(-(((_fusion_x(rs, padded) - mu) / sd) @ coef + bias)))
+
+
+def _dev_row(name: str, score, rows: list[dict]) -> dict:
+    bona = score([r for r in rows if r["label"] == "bona_fide"])
+    t = choose_threshold(bona)
+    row = iso_row(name, bona, {k: score([r for r in rows if r["label"] == k]) for k in ATTACK_TYPES}, t)
+    return {**row, "threshold": t}
+
+
+def tight_grey_analysis(sets: dict[str, list[dict]]) -> dict:
+    """Candidate tight-crop operating points on development data, the one the rule picks, and what it gives on
+    the real replay set; the greyscale measurement."""
+    dev = [r for r in sets["tight_dev"] if r["context"] < TIGHT_CONTEXT]
+    out: dict = {"rule": "each candidate's threshold: BPCER 10% on the tight live development crops; pick: lowest "
+                         "BPCER@APCER 10% on the held-out half of the development data (2-fold), among candidates "
+                         "that run at most one extra network",
+                 "dev_counts": {s: sum(r["set"] == s for r in dev) for s in sorted({r["set"] for r in dev})}}
+
+    def mean_live(variant):
+        return lambda rs: np.array([r[variant][:, 1].mean() for r in rs])
+
+    variants = ["none"] + [f"{b}{f:g}" for b in TIGHT_BORDERS for f in TIGHT_FACTORS]
+    out["dev"] = [_dev_row(f"padding {v}" if v != "none" else "unpadded", mean_live(v), dev) for v in variants]
+    rng = np.random.default_rng(0)
+    order = rng.permutation(len(dev))
+    folds = [order[: len(dev) // 2], order[len(dev) // 2:]]
+    fusions = {}
+    for padded in (False, True):
+        name = "fusion: networks + cues" + (" + V2 reflect-padded 2x" if padded else "")
+        res = []
+        for a, b in ((0, 1), (1, 0)):
+            fit_rows, held = [dev[i] for i in folds[a]], [dev[i] for i in folds[b]]
+            f = _fit_fusion(fit_rows, padded)
+            t = choose_threshold(f([r for r in fit_rows if r["label"] == "bona_fide"]))
+            m = pad_metrics(f([r for r in held if r["label"] == "bona_fide"]),
+                            {k: f([r for r in held if r["label"] == k]) for k in ATTACK_TYPES}, threshold=t)
+            res.append([m.bpcer, m.apcer, m.eer, m.bpcer_at_apcer[0.10]])
+        fusions[name] = dict(zip(("bpcer", "apcer_worst", "eer", "bpcer_at_apcer_10"), np.mean(res, 0).tolist()))
+    out["fusion_2fold"] = fusions
+    picked = min(fusions, key=lambda k: fusions[k]["bpcer_at_apcer_10"])
+    out["picked"] = picked
+    final = _fit_fusion(dev, padded="padded" in picked)
+    t_final = choose_threshold(final([r for r in dev if r["label"] == "bona_fide"]))
+    report = sets["tight_grey_report"]
+    live_rows, replayed = pick(report, "bona_fide", set="replay"), pick(report, "screen", set="replay")
+    on_replay = {}
+    candidates = [(r["set"], mean_live("none" if r["set"] == "unpadded" else r["set"].split()[-1]), r["threshold"])
+                  for r in out["dev"]]
+    candidates += [(f"picked: {picked}", final, t_final), ("shipped: unpadded at 0.4806", mean_live("none"), THRESHOLD)]
+    for name, score, t in candidates:
+        m = pad_metrics(score(live_rows), {"screen": score(replayed)}, threshold=t)
+        on_replay[name] = {"threshold": t, "bpcer": m.bpcer, "apcer": m.apcer, "eer": m.eer}
+    out["replay"] = on_replay
+    out["replay_context"] = [round(float(q), 2) for q in np.quantile([r["context"] for r in live_rows + replayed],
+                                                                     [0.05, 0.5, 0.95])]
+    grey = sets["grey_dev"]
+    g = mean_live("none")
+    gm = pad_metrics(g(pick(grey, "bona_fide")), {k: g(pick(grey, k)) for k in ATTACK_TYPES}, threshold=THRESHOLD)
+    out["grey_dev"] = {"n": {k: len(pick(grey, k)) for k in ("bona_fide", *ATTACK_TYPES)},
+                       "bpcer_at_shipped": gm.bpcer, "apcer_at_shipped": gm.apcer_per_type, "eer": gm.eer,
+                       "bpcer_at_apcer_10": gm.bpcer_at_apcer[0.10],
+                       "live_score_quantiles": [round(float(q), 4) for q in
+                                                np.quantile(g(pick(grey, "bona_fide")), [0.5, 0.9])]}
+    out["grey_report"] = {name: {"n": len(pick(report, set=name)),
+                                 "bpcer_at_shipped": float(np.mean(g(pick(report, set=name)) < THRESHOLD)),
+                                 "max_live_score": float(g(pick(report, set=name)).max())}
+                          for name in ("Yale", "ORL")}
+    return out
+
+
+def tight_grey_markdown(r: dict) -> str:
+    lines = ["### tight crops: candidate operating points on the development data (context < "
+             f"{TIGHT_CONTEXT}x)", "", f"rule: {r['rule']}", "",
+             "development crops: " + ", ".join(f"{k} {v}" for k, v in r["dev_counts"].items()), "",
+             "| candidate | threshold | BPCER | APCER screen | APCER print | BPCER@APCER 10% | EER |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for d in r["dev"]:
+        lines.append(f"| {d['set']} | {d['threshold']:.4f} | {pct(d['bpcer'])} | {pct(d['apcer_per_type']['screen'])} "
+                     f"| {pct(d['apcer_per_type']['print'])} | {pct(d['bpcer_at_apcer_10'])} | {pct(d['eer'])} |")
+    lines += ["", "fusions, 2-fold on the development data (fit on one half, threshold at its BPCER 10%, "
+                  "measured on the other; mean of both):", ""]
+    lines += [f"- {k}: BPCER {pct(v['bpcer'])}, APCER worst {pct(v['apcer_worst'])}, BPCER@APCER 10% "
+              f"{pct(v['bpcer_at_apcer_10'])}, EER {pct(v['eer'])}" for k, v in r["fusion_2fold"].items()]
+    lines += ["", f"picked by the rule: {r['picked']}", "",
+              f"### the real replay set (context {r['replay_context']} box sizes), each candidate at its own "
+              "development threshold", "", "| candidate | threshold | BPCER | APCER | EER |", "|---|---:|---:|---:|---:|"]
+    lines += [f"| {k} | {v['threshold']:.4f} | {pct(v['bpcer'])} | {pct(v['apcer'])} | {pct(v['eer'])} |"
+              for k, v in r["replay"].items()]
+    g = r["grey_dev"]
+    lines += ["", "### greyscale", "",
+              f"development (LFW DevTrain greyscale {g['n']['bona_fide']}, greyscale synthetic screen "
+              f"{g['n']['screen']}, print {g['n']['print']}): at 0.4806 BPCER {pct(g['bpcer_at_shipped'])}, APCER "
+              + ", ".join(f"{k} {pct(v)}" for k, v in g["apcer_at_shipped"].items())
+              + f"; EER {pct(g['eer'])}; BPCER@APCER 10% {pct(g['bpcer_at_apcer_10'])}; live score median, 90th "
+              f"percentile {g['live_score_quantiles']}", ""]
+    lines += [f"- {k} ({v['n']} live): BPCER at 0.4806 {pct(v['bpcer_at_shipped'])}, highest live score "
+              f"{v['max_live_score']:.3f}" for k, v in r["grey_report"].items()]
+    return "\n".join(lines)
+
+
 def plot_det(sets: dict[str, list[dict]], report: dict, path: Path) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -541,6 +790,8 @@ def markdown(report: dict) -> str:
     if "fusion" in report:
         lines += ["", "### fusion with the texture model (fitted on the choose split)", "",
                   json.dumps(report["fusion"], indent=1)]
+    if "tight_grey" in report:
+        lines += ["", tight_grey_markdown(report["tight_grey"])]
     if "speed_ms" in report:
         lines += ["", "### ms per face (median, one thread)", ""]
         lines += [f"- {k}: " + ", ".join(f"{m} {t['cpu_ms']} ms CPU ({t['wall_ms']} ms wall)" for m, t in v.items())
@@ -552,6 +803,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--fresh", action="store_true", help="recompute the cached per-image scores")
     parser.add_argument("--speed-only", action="store_true", help="only the ms-per-face measurement")
+    parser.add_argument("--tight-grey-only", action="store_true",
+                        help="only the tight-crop and greyscale study (tight_grey.md and tight_grey.json)")
     parser.add_argument("--repeats", type=int, default=50, help="timed runs per speed case (median reported)")
     parser.add_argument("--old-weights-rev", default=OLD_REV,
                         help=f"git revision holding the retired texture model's {OLD_WEIGHTS} (default {OLD_REV})")
@@ -560,6 +813,15 @@ def main(argv: list[str] | None = None) -> int:
     if not DATA.is_dir():
         log(f"shared data not found at {DATA}")
         return 2
+    if args.tight_grey_only:
+        cv2.setNumThreads(1)
+        study = tight_grey_analysis(tight_grey_sets(Scorer(None), args.fresh))
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "tight_grey.json").write_text(json.dumps(study, indent=2, default=float))
+        text = tight_grey_markdown(study)
+        (args.out / "tight_grey.md").write_text(text)
+        print(text)
+        return 0
     old = old_weights_file(args.old_weights_rev)
     report: dict = {}
     if not args.speed_only:
@@ -568,6 +830,7 @@ def main(argv: list[str] | None = None) -> int:
         sets = score_sets(scorer, args.fresh)
         ctx = context_cost(scorer, args.fresh)
         report = analyse(sets, ctx, scorer.old.threshold if scorer.old is not None else None)
+        report["tight_grey"] = tight_grey_analysis(tight_grey_sets(scorer, args.fresh))
         plot_det(sets, report, args.out / "det.png")
     report["speed_ms"] = speed(old, args.repeats)
     args.out.mkdir(parents=True, exist_ok=True)
