@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from faceprint.evaluation.fairness import read_utkface, utkface_templates
-from faceprint.evaluation.impersonation import run_impersonation, success_probability
+from faceprint.evaluation.impersonation import success_probability
 from tests.cli_run import run
 
 
@@ -61,8 +61,6 @@ def test_impersonation_on_real_faces(utk, tmp_path, capsys):
                     <= rates[scores, 1e-3, pool_name, 100]["success"])
         # 80 strangers drawn whole at N=100: someone passes for a sizeable share of targets at FMR 1e-3
         assert rates[scores, 1e-3, "random", 100]["success"] > 0
-    direct = run_impersonation(["fast"], targets, attackers, tmp_path / "again", progress=False, cache=False)
-    assert direct.target_count == 25 and direct.rate("fast", "plain", 1e-3, 1, "random").success >= 0
 
 
 def test_templates_leak_gender_but_not_through_another_key_or_the_ciphertext(engine_fast, utk):
