@@ -12,9 +12,11 @@ import threading
 from collections.abc import Callable
 
 from ..errors import UnknownModelError
+from .age_gender import AgeGenderNet
 from .base import Detector, Embedder, ModelCard
 from .dlib_landmarks import DlibLandmarker
 from .dlib_resnet import DlibInt8Embedder, DlibResNetEmbedder
+from .expression import ExpressionNet
 from .facenet import FaceNetEmbedder
 from .minifasnet import MiniFASNetV1SE, MiniFASNetV2
 from .morph_detector import MorphDetector
@@ -22,10 +24,11 @@ from .pad_passive import PassiveLiveness
 from .sface import SFaceEmbedder
 from .yunet import YuNetDetector
 
-# Detectors and embedders, then the models used beside recognition (landmarks, liveness, morphs).
+# Detectors and embedders, then the models used beside recognition (landmarks, liveness, morphs, attributes).
 _BUILTIN: dict[str, type] = {
     cls.card.name: cls for cls in (YuNetDetector, SFaceEmbedder, FaceNetEmbedder, DlibResNetEmbedder, DlibInt8Embedder,
-                                   DlibLandmarker, MiniFASNetV2, MiniFASNetV1SE, PassiveLiveness, MorphDetector)
+                                   DlibLandmarker, MiniFASNetV2, MiniFASNetV1SE, PassiveLiveness, MorphDetector,
+                                   ExpressionNet, AgeGenderNet)
 }
 _FACTORIES: dict[str, tuple[ModelCard, Callable[[], Detector | Embedder]]] = {
     name: (cls.card, cls) for name, cls in _BUILTIN.items()

@@ -1,0 +1,91 @@
+"""The expression and age/gender models on real faces: FER2013 PrivateTest crops, UTKFace chips, photos."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from faceprint.errors import UnsupportedInputError
+from faceprint.models import registry
+from faceprint.models.age_gender import AgeGender, AgeGenderNet
+from faceprint.models.expression import CLASSES, ExpressionNet
+
+
+@pytest.fixture(scope="module")
+def expression() -> ExpressionNet:
+    return registry.load(ExpressionNet.card.name)
+
+
+@pytest.fixture(scope="module")
+def age_gender() -> AgeGenderNet:
+    return registry.load(AgeGenderNet.card.name)
+
+
+def _grey(path):
+    import cv2
+
+    return cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+
+
+def _rgb(path):
+    from faceprint.pipeline.image_io import load_image
+
+    return load_image(path)
+
+
+def test_happy_and_surprised_fer_crops_are_read_as_such(expression, data_dir):
+    folder = data_dir / "expression" / "fer2013-sample"
+    for name, n in (("happy", 24), ("surprise", 24)):
+        crops = [_grey(p) for p in sorted((folder / name).iterdir())[:n]]
+        p = expression.predict_crops(crops)
+        assert p.shape == (n, 7) and p.dtype == np.float32
+        assert np.allclose(p.sum(axis=1), 1.0, atol=1e-4)
+        hits = (p.argmax(axis=1) == CLASSES.index(name)).mean()
+        assert hits >= 0.6, f"{name}: {hits:.2f} of {n} crops"  # chance: 1 in 7
+    rgb = np.repeat(crops[0][..., None], 3, axis=2)  # an RGB crop gives the grey one's answer
+    assert np.allclose(expression.predict_crops([rgb]), expression.predict_crops([crops[0]]), atol=1e-5)
+
+
+def test_expression_on_detected_faces_and_bad_crops(expression, data_dir, engine_fast):
+    image = _rgb(data_dir / "video" / "obama.jpg")  # smiling
+    faces = engine_fast.detect(image)
+    p = expression.predict(image, faces)
+    assert p.shape == (len(faces), 7) and CLASSES[int(p[0].argmax())] == "happy"
+    assert expression.crop(image, faces[0]).shape == (48, 48)
+    assert expression.predict(image, []).shape == (0, 7)
+    with pytest.raises(UnsupportedInputError, match="grey"):
+        expression.predict_crops([np.zeros((4, 4, 2), np.uint8)])
+
+
+def _utk(data_dir, predicate, n):
+    folder = data_dir / "age" / "utkface-sample"
+    files = [p for p in sorted(folder.iterdir()) if predicate(int(p.name.split("_")[0]))]
+    return files[:n]
+
+
+def test_older_faces_are_estimated_older_than_children(age_gender, data_dir, engine_fast):
+    estimates = {}
+    for label, predicate in (("child", lambda a: a <= 8), ("old", lambda a: a >= 65)):
+        crops = []
+        for path in _utk(data_dir, predicate, 6):
+            image = _rgb(path)
+            face = engine_fast.detect(image)[0]
+            crops.append(age_gender.crop(image, face))
+        estimates[label] = age_gender.predict_crops(crops)
+    child, old = estimates["child"], estimates["old"]
+    assert isinstance(child, AgeGender) and len(child) == 6
+    assert np.median(old.age) > np.median(child.age) + 25
+    assert np.all(child.age_low <= child.age) and np.all(child.age <= child.age_high)
+    assert np.all((old.p_female >= 0) & (old.p_female <= 1))
+
+
+def test_gender_appearance_on_utkface(age_gender, data_dir, engine_fast):
+    files = _utk(data_dir, lambda a: 20 <= a <= 50, 16)
+    crops, labels = [], []
+    for path in files:
+        image = _rgb(path)
+        crops.append(age_gender.crop(image, engine_fast.detect(image)[0]))
+        labels.append(int(path.name.split("_")[1]))  # 0 male, 1 female
+    p = age_gender.predict_crops(crops).p_female
+    assert ((p > 0.5) == np.array(labels, bool)).mean() >= 0.75
+    assert len(age_gender.predict_crops([])) == 0
