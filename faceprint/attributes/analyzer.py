@@ -168,7 +168,7 @@ class FaceAnalyzer:
             elif "blurry" in face.quality_reasons:
                 reasons[i]["eyes"] = "face too blurred"
             elif abs(pose.yaw) > MAX_YAW:
-                reasons[i]["eyes"] = f"face turned too far (yaw {pose.yaw:+.0f} degrees) to see both eyes"
+                reasons[i]["eyes"] = f"face turned too far (yaw {pose.yaw:+.0f} degrees)"
             else:
                 values[i]["eyes"] = eye_state(p)
 

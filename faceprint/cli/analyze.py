@@ -44,7 +44,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         save_rgb(annotate(image, [r.face for r in analysis.faces], labels=[f"#{i}" for i in range(len(analysis.faces))],
                           notes=[attribute_notes(r) for r in analysis.faces]), args.out)
     rows = [
-        (i, r.face.box.as_list(),
+        (i, "{:.0f},{:.0f} {:.0f}x{:.0f}".format(*r.face.box.as_list()),
          _cell(r.age, lambda a: f"{a.years:.0f} ({a.low:.0f}-{a.high:.0f})"),
          _cell(r.gender, lambda g: f"{g.label} {g.confidence:.2f}"),
          _cell(r.expression, lambda e: f"{e.label} {e.confidence:.2f}"),
@@ -54,10 +54,11 @@ def cmd_analyze(args: argparse.Namespace) -> int:
          "; ".join(f"{k}: {v}" for k, v in r.not_estimated.items()) or "-")
         for i, r in enumerate(analysis.faces)
     ]
-    columns = {"age": "age (range)", "gender": "gender", "expression": "expression", "pose": "yaw pitch roll",
+    columns = {"age": "age (range)", "gender": "gender", "expression": "expression", "pose": "yaw/pitch/roll",
                "eyes": "eyes", "quality": "quality"}
-    keep = [0, 1] + [2 + i for i, name in enumerate(columns) if name in analysis.attributes] + [8]
-    headers = ["#", "box [x, y, w, h]", *columns.values(), "not estimated"]
+    keep = [0, 1] + [2 + i for i, name in enumerate(columns) if name in analysis.attributes]
+    keep += [8] if any(r.not_estimated for r in analysis.faces) else []
+    headers = ["#", "box x,y wxh", *columns.values(), "not estimated"]
     text = table([[row[k] for k in keep] for row in rows], [headers[k] for k in keep]) if rows else analysis.reason
     text += f"\n{len(rows)} face(s)" + (f"; annotated image: {args.out}" if args.out else "")
     emit(args, {"image": str(args.image), **analysis.to_dict()}, text)
