@@ -87,13 +87,14 @@ def plot_expressions(tracks, path: str | os.PathLike) -> int:
     import matplotlib.pyplot as plt
 
     shown = [t for t in tracks if getattr(t, "expression", None) is not None and t.expression.samples]
-    fig, axes = plt.subplots(max(len(shown), 1), 1, figsize=(10, 2.2 * max(len(shown), 1) + 0.8), squeeze=False)
+    fig, axes = plt.subplots(max(len(shown), 1), 1, figsize=(10, 2.2 * max(len(shown), 1) + 0.8), squeeze=False,
+                             sharex=True)
     colours = plt.get_cmap("tab10").colors
     for ax, track in zip(axes[:, 0], shown):
         t = [s.time_s for s in track.expression.samples]
         p = np.stack([s.probabilities for s in track.expression.samples])
         for k, name in enumerate(EXPRESSIONS):
-            ax.plot(t, p[:, k], label=name, color=colours[k], lw=1.2)
+            ax.plot(t, p[:, k], label=name, color=colours[k], lw=1.2, marker=".", ms=3)
         ax.set_ylim(0, 1)
         ax.set_ylabel("probability")
         ax.set_title(f"track {track.track_id}: {track.person or 'unknown'}", fontsize=9)
