@@ -51,7 +51,7 @@ from faceprint.models.yunet import YuNetDetector
 from faceprint.pad.attacks import ATTACK_TYPES, FRAMINGS, attack_frame
 from faceprint.models.pad_cues import CUES
 from faceprint.models.pad_features import FEATURE_VERSION, cue_values, face_view, pad_features, pad_view
-from faceprint.models.pad_passive import THRESHOLD, TIGHT_CONTEXT, PassiveLiveness
+from faceprint.models.pad_passive import GREY_SPREAD, THRESHOLD, TIGHT_CONTEXT, PassiveLiveness
 from faceprint.pipeline.image_io import load_image
 from faceprint.types import Box, Face
 
@@ -542,8 +542,26 @@ def tight_grey_sets(scorer: Scorer, fresh: bool) -> dict[str, list[dict]]:
         rows += [tight_row(scorer, load_image(p), {"set": "ORL", "label": "bona_fide"}) for p in orl]
         return rows
 
+    def spreads():
+        """The colour spread over the largest face's box (what the check tests) of every LFW, UTKFace sample,
+        Yale and ORL image."""
+        from faceprint.models.pad_passive import colour_spread
+
+        sources = {"LFW": sorted((lfw / "images").glob("*/*.jpg")),
+                   "UTKFace sample": images_in(DATA / "age" / "utkface-sample"),
+                   "Yale": sorted(p for p in (DATA / "yale").iterdir() if p.name.startswith("subject")),
+                   "ORL": sorted((DATA / "orl").glob("s*/*.pgm"))}
+        rows = []
+        for name, paths in sources.items():
+            for p in paths:
+                image = load_image(p)
+                box, found = scorer.box(image)
+                rows.append({"set": name, "path": str(p), "spread": colour_spread(image, box if found else None)})
+        return rows
+
     return {"tight_dev": cached("tight_dev", fresh, tight_dev), "grey_dev": cached("grey_dev", fresh, grey_dev),
-            "tight_grey_report": cached("tight_grey_report", fresh, report_rows)}
+            "tight_grey_report": cached("tight_grey_report", fresh, report_rows),
+            "spreads": cached("colour_spreads", fresh, spreads)}
 
 
 def _fusion_x(rows: list[dict], padded: bool) -> np.ndarray:
@@ -625,6 +643,16 @@ def tight_grey_analysis(sets: dict[str, list[dict]]) -> dict:
                        "bpcer_at_apcer_10": gm.bpcer_at_apcer[0.10],
                        "live_score_quantiles": [round(float(q), 4) for q in
                                                 np.quantile(g(pick(grey, "bona_fide")), [0.5, 0.9])]}
+    out["grey_detection"] = {}
+    for name in ("LFW", "UTKFace sample", "Yale", "ORL"):
+        v = np.array([r["spread"] for r in sets["spreads"] if r["set"] == name])
+        colour = v[v >= GREY_SPREAD]
+        out["grey_detection"][name] = {"n": int(v.size), "greyscale": int((v < GREY_SPREAD).sum()),
+                                       "max_greyscale": float(v[v < GREY_SPREAD].max()) if (v < GREY_SPREAD).any()
+                                       else None,
+                                       "lowest_colour": float(colour.min()) if colour.size else None,
+                                       "colour_1st_percentile": float(np.quantile(colour, 0.01)) if colour.size
+                                       else None}
     out["grey_report"] = {name: {"n": len(pick(report, set=name)),
                                  "bpcer_at_shipped": float(np.mean(g(pick(report, set=name)) < THRESHOLD)),
                                  "max_live_score": float(g(pick(report, set=name)).max())}
@@ -659,6 +687,10 @@ def tight_grey_markdown(r: dict) -> str:
               f"percentile {g['live_score_quantiles']}", ""]
     lines += [f"- {k} ({v['n']} live): BPCER at 0.4806 {pct(v['bpcer_at_shipped'])}, highest live score "
               f"{v['max_live_score']:.3f}" for k, v in r["grey_report"].items()]
+    lines += ["", f"greyscale detection (colour spread over the face box below {GREY_SPREAD}):", ""]
+    lines += [f"- {k}: {v['greyscale']} of {v['n']} greyscale (highest spread among them {v['max_greyscale']}); "
+              f"colour images: lowest spread {v['lowest_colour']}, 1st percentile {v['colour_1st_percentile']}"
+              for k, v in r["grey_detection"].items()]
     return "\n".join(lines)
 
 

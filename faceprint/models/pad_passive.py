@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 from ..errors import UnsupportedInputError
@@ -32,9 +33,10 @@ THRESHOLD = 0.4806
 #: live photos cropped to 1.2x the box pass 75% of the time, at 1.5x 93%, with full context 98% (docs/liveness.md).
 TIGHT_CONTEXT = 1.5
 NO_FACE_REASON = "no face given: the whole image was used as the face box"
-#: Mean spread between the colour channels over the face (max - min, 0-255) below which the image is greyscale:
-#: 0 in greyscale files (Yale, ORL, 21 LFW photos); 99.5% of LFW's colour photos spread 9.98 or more.
-GREY_SPREAD = 3.0
+#: Mean spread between the colour channels over the face (:func:`colour_spread`) below which the image is
+#: greyscale: 0 in every Yale and ORL image, up to 6.4 in black-and-white photos scanned to colour JPEG (LFW,
+#: UTKFace), 9.0 and more in colour photos (docs/liveness.md; benchmarks/pad.py --tight-grey-only).
+GREY_SPREAD = 8.0
 #: Why a greyscale face is not judged (benchmarks/pad.py --tight-grey-only; docs/liveness.md).
 GREY_REASON = ("greyscale image: not judged (the networks were trained on colour photos; on greyscale live photos and "
                "greyscale attacks they do no better than chance, EER 45%, and reject 99% of live faces); "
@@ -70,15 +72,22 @@ def _check_image(image: np.ndarray) -> None:
 
 def is_greyscale(image: np.ndarray, box: Box | None) -> bool:
     """True when the RGB uint8 ``image`` has no colour over ``box`` (the whole image for None):
-    the mean spread between its channels is below :data:`GREY_SPREAD`."""
+    its :func:`colour_spread` is below :data:`GREY_SPREAD`."""
+    return colour_spread(image, box) < GREY_SPREAD
+
+
+def colour_spread(image: np.ndarray, box: Box | None) -> float:
+    """Mean of max - min over the three channels (0-255) of the RGB uint8 ``image`` within ``box`` (the whole
+    image for None, or when the box holds under 2x2 pixels), on a 64x64 nearest-neighbour sample."""
     if box is not None:
         x0, y0 = int(max(0, box.x)), int(max(0, box.y))
         x1, y1 = int(min(image.shape[1], box.x + box.width)), int(min(image.shape[0], box.y + box.height))
         if x1 - x0 >= 2 and y1 - y0 >= 2:
             image = image[y0:y1, x0:x1]
-    image = image[::2, ::2]  # every other pixel is plenty for a mean
-    spread = image.max(axis=2).astype(np.int16) - image.min(axis=2)
-    return float(spread.mean()) < GREY_SPREAD
+    pixels = cv2.resize(image, (64, 64), interpolation=cv2.INTER_NEAREST)  # 4,096 pixels are plenty for a mean
+    spread = cv2.max(cv2.max(pixels[..., 0], pixels[..., 1]), pixels[..., 2]).astype(np.float32) - cv2.min(
+        cv2.min(pixels[..., 0], pixels[..., 1]), pixels[..., 2])
+    return float(spread.mean())
 
 
 class PassiveLiveness:
