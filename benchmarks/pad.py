@@ -234,7 +234,17 @@ def context_cost(scorer: Scorer, fresh: bool) -> list[dict]:
 
 
 def live(rows: list[dict], model: str = "new") -> np.ndarray:
-    return np.array([r["probs"][1] if model == "new" else r["old"] for r in rows])
+    """Live scores as decided: MiniFASNet's live probability, 0 for a greyscale face it does not judge
+    (:func:`mark_greyscale`); the retired model's own score."""
+    return np.array([(r["probs"][1] if r.get("judged", True) else 0.0) if model == "new" else r["old"] for r in rows])
+
+
+def mark_greyscale(sets: dict[str, list[dict]], spreads: list[dict]) -> None:
+    """Mark the live photos MiniFASNet does not judge (greyscale faces: ``judged`` False), by file name."""
+    spread = {(r["set"], Path(r["path"]).name): r["spread"] for r in spreads}
+    for name, source in (("lfw", "LFW"), ("utk", "UTKFace sample"), ("yale", "Yale")):
+        for r in sets[name]:
+            r["judged"] = spread[(source, Path(r["path"]).name)] >= GREY_SPREAD
 
 
 def pick(rows: list[dict], label: str | None = None, **where) -> list[dict]:
@@ -326,7 +336,7 @@ def analyse(sets: dict[str, list[dict]], ctx: list[dict], old_threshold: float |
                            "bpcer": bad / s.size, "wilson95": wilson_interval(bad, s.size)})
     people: dict[str, list[float]] = {}
     for r in lfw_test:
-        people.setdefault(r["person"], []).append(r["probs"][1])
+        people.setdefault(r["person"], []).append(float(live([r])[0]))
     per_person = []
     for person, scores in people.items():
         bad = int((np.array(scores) < t).sum())
@@ -391,8 +401,8 @@ def fusion(sets: dict[str, list[dict]]) -> dict:
     """Does adding the texture model help? A logistic fusion of both logits fitted on the choose split."""
     from faceprint.models.logistic import fit_logistic
 
-    def x(rows):
-        return np.c_[_logit(live(rows)), _logit(live(rows, "old"))]
+    def x(rows):  # the networks' raw outputs, greyscale faces included (this fusion predates not judging them)
+        return np.c_[_logit(np.array([r["probs"][1] for r in rows])), _logit(live(rows, "old"))]
 
     bona, attacks = pick(sets["lfw"], split="train"), sets["synth_train"]
     xs = np.vstack([x(bona), x(attacks)])
@@ -861,8 +871,10 @@ def main(argv: list[str] | None = None) -> int:
         scorer = Scorer(old)
         sets = score_sets(scorer, args.fresh)
         ctx = context_cost(scorer, args.fresh)
+        tight_grey = tight_grey_sets(scorer, args.fresh)
+        mark_greyscale(sets, tight_grey["spreads"])
         report = analyse(sets, ctx, scorer.old.threshold if scorer.old is not None else None)
-        report["tight_grey"] = tight_grey_analysis(tight_grey_sets(scorer, args.fresh))
+        report["tight_grey"] = tight_grey_analysis(tight_grey)
         plot_det(sets, report, args.out / "det.png")
     report["speed_ms"] = speed(old, args.repeats)
     args.out.mkdir(parents=True, exist_ok=True)
