@@ -574,6 +574,10 @@ def tight_grey_sets(scorer: Scorer, fresh: bool) -> dict[str, list[dict]]:
             "spreads": cached("colour_spreads", fresh, spreads)}
 
 
+FUSION_INPUTS = ("V2 live logit", "V1SE live logit", "V2 log print", "V1SE log print", "V2 log screen",
+                 "V1SE log screen", *(f"cue {c}" for c in CUE_NAMES))
+
+
 def _fusion_x(rows: list[dict], padded: bool) -> np.ndarray:
     """Fusion inputs: both networks' live logits and log print / screen probabilities, the cue values, and
     (``padded``) MiniFASNetV2's live logit with the context reflect-padded to 2x."""
@@ -589,7 +593,10 @@ def _fit_fusion(rows: list[dict], padded: bool):
     mu, sd = x.mean(0), x.std(0) + 1e-9
     y = np.array([r["label"] == "bona_fide" for r in rows], float)
     coef, bias = fit_logistic((x - mu) / sd, y, 1e-2)
-    return lambda rs: 1.0 / (1.0 + np.exp(-(((_fusion_x(rs, padded) - mu) / sd) @ coef + bias)))
+    score = lambda rs: 1.0 / (1.0 + np.exp(-(((_fusion_x(rs, padded) - mu) / sd) @ coef + bias)))  # noqa: E731
+    score.weights = dict(zip(FUSION_INPUTS + (("V2 live logit, mirror-padded 2x",) if padded else ()),
+                             np.round(coef, 3).tolist()))  # per standardised input
+    return score
 
 
 def _dev_row(name: str, score, rows: list[dict]) -> dict:
@@ -632,6 +639,7 @@ def tight_grey_analysis(sets: dict[str, list[dict]]) -> dict:
     picked = min(fusions, key=lambda k: fusions[k]["bpcer_at_apcer_10"])
     out["picked"] = picked
     final = _fit_fusion(dev, padded="padded" in picked)
+    out["picked_weights"] = final.weights
     t_final = choose_threshold(final([r for r in dev if r["label"] == "bona_fide"]))
     report = sets["tight_grey_report"]
     live_rows, replayed = pick(report, "bona_fide", set="replay"), pick(report, "screen", set="replay")
@@ -683,7 +691,8 @@ def tight_grey_markdown(r: dict) -> str:
                   "measured on the other; mean of both):", ""]
     lines += [f"- {k}: BPCER {pct(v['bpcer'])}, APCER worst {pct(v['apcer_worst'])}, BPCER@APCER 10% "
               f"{pct(v['bpcer_at_apcer_10'])}, EER {pct(v['eer'])}" for k, v in r["fusion_2fold"].items()]
-    lines += ["", f"picked by the rule: {r['picked']}", "",
+    lines += ["", f"picked by the rule: {r['picked']}; its weights per standardised input (all development data): "
+              + ", ".join(f"{k} {v:+.2f}" for k, v in r["picked_weights"].items()), "",
               f"### the real replay set (context {r['replay_context']} box sizes), each candidate at its own "
               "development threshold", "", "| candidate | threshold | BPCER | APCER | EER |", "|---|---:|---:|---:|---:|"]
     lines += [f"| {k} | {v['threshold']:.4f} | {pct(v['bpcer'])} | {pct(v['apcer'])} | {pct(v['eer'])} |"
