@@ -45,7 +45,7 @@ def test_bundled_weights_are_the_recorded_files_with_their_licences():
     manifest = json.loads((WEIGHTS / "manifest.json").read_text())
     assert set(manifest) == {p.name for p in WEIGHTS.glob("*.onnx")}
     assert {e["model"] for e in manifest.values()} == {"yunet", "sface", "dlib-int8", "minifasnet-v2",
-                                                       "minifasnet-v1se", "expression-fer"}
+                                                       "minifasnet-v1se", "expression-fer", "age-gender"}
     for name, entry in manifest.items():
         path = WEIGHTS / name
         assert path.stat().st_size == entry["bytes"], name

@@ -152,11 +152,7 @@ def check_model(name: str) -> ModelCheck:
             return ModelCheck(name, False, broken.size, licence, broken.where, broken.fix, "core")
         return ModelCheck(name, True, sum(c.size for c in parts), licence, "; ".join(c.where for c in parts), "",
                           "core")
-    from ..models.age_gender import WEIGHTS as AGE_GENDER_WEIGHTS
-    from ..models.age_gender import AgeGenderNet
-    from ..models.base import WEIGHTS_DIR
-
-    own = {MorphDetector.card.name: MORPH_WEIGHTS, AgeGenderNet.card.name: WEIGHTS_DIR / AGE_GENDER_WEIGHTS}
+    own = {MorphDetector.card.name: MORPH_WEIGHTS}
     if name in own:
         return _file_check(name, licence, own[name], REINSTALL)
     # A user's ONNX embedder (--model-config): its card names the file.
