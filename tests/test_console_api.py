@@ -109,6 +109,22 @@ def test_challenge_passes_when_the_frames_do_what_it_asks(service, turns):
     assert more == end
 
 
+def test_a_greyscale_camera_passes_the_steps_but_is_not_judged(service, turns, tmp_path):
+    """The same turns in greyscale (an infrared or black-and-white camera): the steps pass, the passive check does
+    not judge the frames, so the challenge is not live and says why."""
+    grey = []
+    for photo, seconds in turns:
+        out = tmp_path / f"grey-{photo.name}"
+        if not out.exists():
+            Image.open(photo).convert("L").save(out, "JPEG", quality=95)
+        grey.append((out, seconds))
+    end = _post_frames(service, _start(service, ["turn_left", "turn_right"])["id"], grey)
+    result = end["result"]
+    assert result["passed"] and result["live"] is False
+    assert result["passive"]["frames"] > 0 and result["passive"]["not_judged_frames"] == result["passive"]["frames"]
+    assert "could not judge the frames: the face is greyscale" in result["reason"]
+
+
 def test_the_same_frames_fail_another_order_with_the_reason(service, turns):
     started = _start(service, ["turn_right", "turn_left"])
     end = _post_frames(service, started["id"], turns)

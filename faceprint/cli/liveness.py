@@ -47,6 +47,9 @@ def cmd_liveness_challenge(args: argparse.Namespace) -> int:
     p = result.passive
     if not result.passed:
         verdict = f"NOT VERIFIED: {result.reason}"
+    elif not result.live and p.frames and p.not_judged == p.frames:
+        verdict = ("NOT VERIFIED: every step passed, but the passive check could not judge the frames: the face is "
+                   "greyscale (an infrared or black-and-white camera); use a colour camera")
     elif not result.live:
         verdict = (f"NOT VERIFIED: every step passed, but passive liveness failed ({p.attack_type} attack suspected, "
                    f"mean live score {p.score:.3f} < {p.threshold:.3f})" if p.frames else

@@ -63,9 +63,9 @@ class FrameRecord:
 
     ``time_s``: seconds since the challenge started (service clock). ``points``: the largest face's
     68 [x, y] landmarks in pixels, or None when no face was found. ``passive``: that face's passive
-    live probability (0-1), ``live`` whether it passed on its own and ``attack_type`` the attack
-    named when it did not. ``faces``: faces detected in the frame; ``box``: the largest one's
-    [x, y, w, h] in pixels.
+    live probability (0-1), ``live`` whether it passed on its own, ``judged`` False when the face
+    was greyscale (not judged, so not live) and ``attack_type`` the attack named when it did not
+    pass. ``faces``: faces detected in the frame; ``box``: the largest one's [x, y, w, h] in pixels.
     """
 
     time_s: float
@@ -75,6 +75,7 @@ class FrameRecord:
     passive: float | None = None
     live: bool | None = None
     attack_type: str | None = None
+    judged: bool = True
 
 
 @dataclass
@@ -200,7 +201,8 @@ def read_frame(engine, image: np.ndarray, time_s: float, landmarker=None) -> Fra
     check = engine.check_live(face)
     return FrameRecord(time_s=time_s, points=np.round(np.asarray(points, dtype=np.float64), 2).tolist(),
                        box=[round(v, 1) for v in face.box.as_list()], faces=len(faces),
-                       passive=round(float(check.score), 4), live=bool(check.is_live), attack_type=check.attack_type)
+                       passive=round(float(check.score), 4), live=bool(check.is_live), attack_type=check.attack_type,
+                       judged=bool(check.judged))
 
 
 def replay(record: ChallengeRecord) -> tuple[ActiveLivenessSession, SessionState | None]:
@@ -238,7 +240,9 @@ def result(record: ChallengeRecord) -> ActiveLivenessResult:
     for f in record.frames:
         if f.passive is not None:
             track.scores.append(f.passive)
-            if not f.live:
+            if not f.judged:
+                track.not_judged += 1
+            elif not f.live:
                 track.failed_types.append(f.attack_type)
     outcome.passive = track
     outcome.multiple_faces_frames = sum(f.faces > 1 for f in record.frames)
@@ -273,6 +277,9 @@ def verdict_reason(verdict: ActiveLivenessResult) -> str | None:
     p = verdict.passive
     if p is None or not p.frames:
         return "every step passed, but no face was seen for the passive check"
+    if p.not_judged == p.frames:
+        return ("every step passed, but the passive check could not judge the frames: the face is greyscale "
+                "(an infrared or black-and-white camera); use a colour camera")
     if not p.is_live:
         return (f"every step passed, but passive liveness failed ({p.attack_type or 'attack'} suspected, "
                 f"mean live score {p.score:.3f} < {p.threshold:.3f})")
