@@ -28,7 +28,7 @@ EXIT_PIPE_CLOSED = 141
 
 # Modules that add their own subcommands: each has register(sub, eval_sub, common).
 SUBCOMMAND_MODULES = ("serve", "pad", "liveness", "video", "cluster", "privacy", "trust", "folder", "doctor",
-                      "analyze", "micro")
+                      "analyze", "micro", "eval_attributes")
 
 
 def build_parser() -> argparse.ArgumentParser:
