@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -89,3 +91,32 @@ def test_gender_appearance_on_utkface(age_gender, data_dir, engine_fast):
     p = age_gender.predict_crops(crops).p_female
     assert ((p > 0.5) == np.array(labels, bool)).mean() >= 0.75
     assert len(age_gender.predict_crops([])) == 0
+
+
+def test_eval_expression_on_fer_and_ckplus_folders(capsys, data_dir, tmp_path):
+    from cli_run import run
+
+    code, out, _ = run(capsys, "--json", "eval", "expression", data_dir / "expression" / "fer2013-sample",
+                       "--limit", 8, "--out", tmp_path / "fer")
+    report = json.loads(out)
+    assert code == 0 and report["n"] == 7 * 8 and 0.4 <= report["accuracy"] <= 1.0
+    assert report["recall"]["happy"] >= 0.75 and 0 < report["macro_f1"] <= 1
+    assert np.array(report["confusion"]).sum() == report["n"] and (tmp_path / "fer" / "confusion.png").stat().st_size
+    code, out, _ = run(capsys, "eval", "expression", data_dir / "expression" / "ckplus48", "--limit", 5)
+    assert code == 0 and "anger -> angry" in out and "contempt: not one of the model's classes" in out
+
+
+def test_eval_age_on_utkface_names_and_bad_folders(capsys, data_dir, tmp_path):
+    from cli_run import run
+
+    code, out, _ = run(capsys, "--json", "eval", "age", data_dir / "age" / "utkface-sample", "--limit", 24,
+                       "--out", tmp_path / "age")
+    report = json.loads(out)
+    assert code == 0 and report["n"] == 24 and 0 < report["mae"] < 15
+    groups = {(g["attribute"], g["group"]) for g in report["groups"]}
+    assert ("all", "all") in groups and any(a == "decade" for a, _ in groups) and any(a == "race" for a, _ in groups)
+    assert (tmp_path / "age" / "mae_by_decade.png").stat().st_size > 0
+    code, _, err = run(capsys, "eval", "age", data_dir / "expression" / "ckplus48" / "happy", "--limit", 2)
+    assert code == 2 and "not a UTKFace file name" in err
+    code, _, err = run(capsys, "eval", "expression", data_dir / "age" / "utkface-sample")
+    assert code == 2 and "one sub-folder per expression" in err
