@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DATA ?= ../shared/data
 
-.PHONY: install demo test bench eval-lfw docs clean
+.PHONY: install demo test bench eval-lfw docs clean train-env
 
 # faceprint with every extra, as any pip user installs it; requirements.txt pins the versions the
 # published figures were measured with.
@@ -39,6 +39,16 @@ $(DOCS_VENV)/.installed: requirements-docs.txt
 docs: $(DOCS_VENV)/.installed
 	NO_MKDOCS_2_WARNING=1 $(DOCS_VENV)/bin/mkdocs build --strict
 	@echo "open out/site/index.html"
+
+# The training environment of scripts/train_expression.py and scripts/train_age_gender.py: torch (CPU
+# build, exact pin in requirements-train.txt) and faceprint itself; never part of faceprint's install.
+TRAIN_VENV ?= .venv-train
+$(TRAIN_VENV)/.installed: requirements-train.txt requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(TRAIN_VENV)
+	$(TRAIN_VENV)/bin/pip install --quiet -c requirements.txt -r requirements-train.txt -e .
+	touch $@
+
+train-env: $(TRAIN_VENV)/.installed
 
 clean:
 	rm -rf out .pytest_cache
