@@ -125,10 +125,11 @@ def main() -> None:
     rows = []
     for name, (age, p_female) in results.items():
         error = np.abs(age - ages)
-        worst = max((float(error[[decade(a) == d for a in ages]].mean()), d)
-                    for d in sorted({decade(a) for a in ages[over60]}))
+        worst = max(((float(error[[decade(a) == d for a in ages]].mean()), d)
+                     for d in sorted({decade(a) for a in ages[over60]})), default=None)
         rows.append((name, len(ages), f"{error.mean():.2f}", f"{100 * (error <= 5).mean():.1f}%",
-                     f"{error[over60].mean():.2f}", f"{worst[0]:.2f} ({worst[1]})",
+                     f"{error[over60].mean():.2f}" if over60.any() else "-",
+                     f"{worst[0]:.2f} ({worst[1]})" if worst else "-",
                      f"{100 * ((p_female > 0.5) == female).mean():.1f}%"))
     print(f"UTKFace sample ({args.data / 'age' / 'utkface-sample'}), photos with a detected face")
     print(table(rows, ["model", "photos", "age MAE", "within 5 y", "MAE 60+", "worst decade 60+", "gender accuracy"]))

@@ -120,3 +120,27 @@ def test_eval_age_on_utkface_names_and_bad_folders(capsys, data_dir, tmp_path):
     assert code == 2 and "not a UTKFace file name" in err
     code, _, err = run(capsys, "eval", "expression", data_dir / "age" / "utkface-sample")
     assert code == 2 and "one sub-folder per expression" in err
+
+
+def _benchmark(name: str, *args: object, timeout: float) -> str:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, str(root / "benchmarks" / name), *map(str, args)], cwd=root,
+                          capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def test_attributes_benchmark_runs(data_dir):
+    out = _benchmark("attributes.py", "--limit", 16, "--faces", 4, timeout=300)
+    assert "faceprint age-gender" in out and "faceprint expression + age-gender" in out
+
+
+@pytest.mark.slow
+def test_ckplus_subject_disjoint_refit_beats_85_percent(data_dir):
+    out = _benchmark("expression_ckplus.py", timeout=600)
+    accuracy = float(out.split("accuracy ")[1].split("%")[0])
+    assert accuracy > 85.0, out
