@@ -46,15 +46,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import numpy as np
 
 from ..errors import FaceprintError, GalleryError, ModelMismatchError, PersonNotFoundError
-from ..privacy.cancelable import CancelableTransform, TransformMismatchError
-from ..privacy.crypto import (
-    CIPHER_ID,
-    BlobCipher,
-    GalleryKey,
-    GalleryKeyRequiredError,
-    GalleryNotEncryptedError,
-    WrongGalleryKeyError,
-)
+from ..privacy.cancelable import CancelableTransform
+from ..privacy.crypto import BlobCipher, GalleryKey
 from ..types import Candidate, Template
 from .names import normalise_name
 from .records import (
@@ -66,6 +59,7 @@ from .records import (
     checked_probes,
     checked_vector,
     merged_people,
+    privacy_updates,
     unique_items,
 )
 
@@ -279,33 +273,9 @@ class PostgresGallery:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
             meta = dict(conn.execute(self._q("SELECT key, value FROM {s}.faceprint_meta")).fetchall())
             empty = conn.execute(self._q("SELECT NOT EXISTS (SELECT 1 FROM {s}.faces)")).fetchone()[0]
-            updates = {}
-            encryption = meta.get("encryption")
-            if encryption is not None and encryption != CIPHER_ID:
-                raise GalleryError(f"gallery {self.path} uses unknown encryption {encryption!r}")
-            if encryption and key is None:
-                raise GalleryKeyRequiredError(
-                    f"gallery {self.path} is encrypted: give its key (--key-file or FACEPRINT_GALLERY_KEY)")
-            if encryption and key.fingerprint != meta.get("key_check"):
-                raise WrongGalleryKeyError(
-                    f"gallery {self.path} is encrypted with another key (key check {meta.get('key_check')}, "
-                    f"given {key.fingerprint}); give the key file it was encrypted with")
-            if not encryption and key is not None:
-                if not empty:
-                    raise GalleryNotEncryptedError(
-                        f"gallery {self.path} holds unencrypted templates; a key can only be set on a gallery "
-                        f"with no faces: enrol into a new gallery (another gallery= name) with the key")
-                updates.update(encryption=CIPHER_ID, key_check=key.fingerprint)
-            stored = meta.get("transform")
-            given = transform.id if transform is not None else None
-            if stored != given and not (stored is None and empty):
-                raise TransformMismatchError(
-                    f"gallery {self.path} stores templates under cancelable transform {stored or 'none'}, "
-                    f"not {given or 'none'}; " + ("drop --transform-key-file: it has no transform"
-                                                  if stored is None else
-                                                  "give the --transform-key-file and --transform-mode it was made with"))
-            if stored is None and given is not None:
-                updates["transform"] = given
+            updates = privacy_updates(self.path, meta, empty, key, transform, encrypt_hint=(
+                "holds unencrypted templates; a key can only be set on a gallery with no faces: enrol into "
+                "a new gallery (another gallery= name) with the key"))
             if "gallery_id" not in meta:  # an id once set never changes: it is in every ciphertext's AAD
                 updates["gallery_id"] = uuid.uuid4().hex
             if updates:

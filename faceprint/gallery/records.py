@@ -3,7 +3,8 @@
 :class:`PersonRecord` and :class:`FaceRecord` describe what a gallery holds; an
 :class:`EnrolmentItem` is one template to enrol with where it came from. The ``checked_*``
 functions validate templates, probes and image digests the same way in the SQLite
-(:mod:`faceprint.gallery.sqlite`) and PostgreSQL (:mod:`faceprint.gallery.postgres`) stores.
+(:mod:`faceprint.gallery.sqlite`) and PostgreSQL (:mod:`faceprint.gallery.postgres`) stores, and
+:func:`privacy_updates` checks a gallery key and cancelable transform against a gallery's meta.
 """
 
 from __future__ import annotations
@@ -16,6 +17,14 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import GalleryError, ModelMismatchError
+from ..privacy.cancelable import CancelableTransform, TransformMismatchError
+from ..privacy.crypto import (
+    CIPHER_ID,
+    GalleryKey,
+    GalleryKeyRequiredError,
+    GalleryNotEncryptedError,
+    WrongGalleryKeyError,
+)
 from ..types import Template
 from .names import repair_name
 
@@ -159,3 +168,43 @@ def checked_probes(vectors: np.ndarray, dim: int, k: int) -> np.ndarray:
     if not np.all(np.isfinite(q)):
         raise GalleryError("probe template has non-finite values (NaN or infinity)")
     return q
+
+
+def privacy_updates(path: str, meta: dict[str, str], empty: bool, key: GalleryKey | None,
+                    transform: CancelableTransform | None, *, encrypt_hint: str) -> dict[str, str]:
+    """Check ``key`` and ``transform`` against a gallery's ``meta``; the meta entries to record.
+
+    ``meta`` is the gallery's key/value meta table, ``empty`` whether it holds no faces. A key or a
+    transform is recorded (``encryption`` and ``key_check``, or ``transform``) only on a gallery
+    with no faces; the returned dict holds those entries (empty when nothing is to change).
+    ``encrypt_hint`` ends the message when a key is given for an unencrypted gallery that holds
+    faces: the next step, which depends on the backend.
+
+    Raises GalleryError (unknown encryption), GalleryKeyRequiredError, WrongGalleryKeyError,
+    GalleryNotEncryptedError or TransformMismatchError.
+    """
+    updates: dict[str, str] = {}
+    encryption = meta.get("encryption")
+    if encryption is not None and encryption != CIPHER_ID:
+        raise GalleryError(f"gallery {path} uses unknown encryption {encryption!r}")
+    if encryption and key is None:
+        raise GalleryKeyRequiredError(
+            f"gallery {path} is encrypted: give its key (--key-file or FACEPRINT_GALLERY_KEY)")
+    if encryption and key.fingerprint != meta.get("key_check"):
+        raise WrongGalleryKeyError(
+            f"gallery {path} is encrypted with another key (key check {meta.get('key_check')}, "
+            f"given {key.fingerprint}); give the key file it was encrypted with")
+    if not encryption and key is not None:
+        if not empty:
+            raise GalleryNotEncryptedError(f"gallery {path} {encrypt_hint}")
+        updates.update(encryption=CIPHER_ID, key_check=key.fingerprint)
+    stored = meta.get("transform")
+    given = transform.id if transform is not None else None
+    if stored != given and not (stored is None and empty):
+        raise TransformMismatchError(
+            f"gallery {path} stores templates under cancelable transform {stored or 'none'}, "
+            f"not {given or 'none'}; " + ("drop --transform-key-file: it has no transform" if stored is None else
+                                         "give the --transform-key-file and --transform-mode it was made with"))
+    if stored is None and given is not None:
+        updates["transform"] = given
+    return updates

@@ -33,15 +33,8 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from ..errors import GalleryError, ModelMismatchError, PersonNotFoundError
-from ..privacy.cancelable import CancelableTransform, TransformMismatchError
-from ..privacy.crypto import (
-    CIPHER_ID,
-    BlobCipher,
-    GalleryKey,
-    GalleryKeyRequiredError,
-    GalleryNotEncryptedError,
-    WrongGalleryKeyError,
-)
+from ..privacy.cancelable import CancelableTransform
+from ..privacy.crypto import CIPHER_ID, BlobCipher, GalleryKey
 from ..types import Candidate, Template
 from . import index as search_index
 from .names import normalise_name
@@ -54,6 +47,7 @@ from .records import (
     checked_probes,
     checked_vector,
     merged_people,
+    privacy_updates,
     unique_items,
 )
 
@@ -201,32 +195,8 @@ class Gallery:
         conn = self._conn
         meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
         empty = conn.execute("SELECT COUNT(*) FROM faces").fetchone()[0] == 0
-        updates = {}
-        encryption = meta.get("encryption")
-        if encryption is not None and encryption != CIPHER_ID:
-            raise GalleryError(f"gallery {self.path} uses unknown encryption {encryption!r}")
-        if encryption and key is None:
-            raise GalleryKeyRequiredError(
-                f"gallery {self.path} is encrypted: give its key (--key-file or FACEPRINT_GALLERY_KEY)")
-        if encryption and key.fingerprint != meta.get("key_check"):
-            raise WrongGalleryKeyError(
-                f"gallery {self.path} is encrypted with another key (key check {meta.get('key_check')}, "
-                f"given {key.fingerprint}); give the key file it was encrypted with")
-        if not encryption and key is not None:
-            if not empty:
-                raise GalleryNotEncryptedError(
-                    f"gallery {self.path} is not encrypted; encrypt it with "
-                    f"'faceprint keys rotate --gallery {self.path} --new-key-file KEY'")
-            updates.update(encryption=CIPHER_ID, key_check=key.fingerprint)
-        stored = meta.get("transform")
-        given = transform.id if transform is not None else None
-        if stored != given and not (stored is None and empty):
-            raise TransformMismatchError(
-                f"gallery {self.path} stores templates under cancelable transform {stored or 'none'}, "
-                f"not {given or 'none'}; " + ("drop --transform-key-file: it has no transform" if stored is None else
-                                             "give the --transform-key-file and --transform-mode it was made with"))
-        if stored is None and given is not None:
-            updates["transform"] = given
+        updates = privacy_updates(self.path, meta, empty, key, transform, encrypt_hint=(
+            f"is not encrypted; encrypt it with 'faceprint keys rotate --gallery {self.path} --new-key-file KEY'"))
         if updates or "gallery_id" not in meta:
             with self._transaction():
                 conn.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", updates.items())
