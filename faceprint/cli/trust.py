@@ -12,6 +12,18 @@ from .common import add_fair_option, emit, engine_from_args
 MORPH_PROFILES = "accurate,fast"
 
 
+def _profile_names(text: str) -> list[str]:
+    """The profile names of a comma-separated ``--profiles`` value; unknown names fail before any work."""
+    from ..profiles import get
+
+    profiles = [p.strip() for p in text.split(",") if p.strip()]
+    if not profiles:
+        raise FaceprintError("--profiles needs at least one profile name")
+    for name in profiles:
+        get(name)
+    return profiles
+
+
 def cmd_eval_fairness(args: argparse.Namespace) -> int:
     """Per-group FMR and proxy FNMR on UTKFace; with ``--lfw``, the FSN mitigation before/after."""
     from ..evaluation.fairness import run_fairness, run_mitigation
@@ -38,13 +50,8 @@ def cmd_eval_fairness(args: argparse.Namespace) -> int:
 def cmd_eval_impersonation(args: argparse.Namespace) -> int:
     """Attack success of N look-alike photos of other people against targets enrolled from one photo."""
     from ..evaluation.impersonation import run_impersonation
-    from ..profiles import get
 
-    profiles = [p.strip() for p in args.profiles.split(",") if p.strip()]
-    if not profiles:
-        raise FaceprintError("--profiles needs at least one profile name")
-    for name in profiles:
-        get(name)  # unknown names fail before any work
+    profiles = _profile_names(args.profiles)
     report = run_impersonation(profiles, Path(args.targets), Path(args.attackers), Path(args.out),
                                progress=not args.json, cache=not args.no_cache)
     emit(args, report.to_dict(), "\n".join(report.summary_lines()))
@@ -54,13 +61,8 @@ def cmd_eval_impersonation(args: argparse.Namespace) -> int:
 def cmd_eval_morph(args: argparse.Namespace) -> int:
     """MMPMR of landmark-aligned morphs per profile and threshold."""
     from ..evaluation.morph import run_morph
-    from ..profiles import get
 
-    profiles = [p.strip() for p in args.profiles.split(",") if p.strip()]
-    if not profiles:
-        raise FaceprintError("--profiles needs at least one profile name")
-    for name in profiles:
-        get(name)  # unknown names fail before any work
+    profiles = _profile_names(args.profiles)
     report = run_morph(profiles, Path(args.images), Path(args.pairs), Path(args.out), protocol=args.protocol,
                        count=args.count, seed=args.seed, operating_fmr=args.fmr, progress=not args.json,
                        cache=not args.no_cache)
