@@ -74,6 +74,16 @@ def test_group_rates_and_cross_group_counts_are_exact():
     assert fmr[0, 1] == pytest.approx(1 / 6) and fmr[0, 0] == pytest.approx(1 / 3) and fmr[1, 1] == 0
 
 
+def test_proxy_fnmr_rates_count_misses_per_group():
+    subjects = [F.Subject("a.jpg", 30, "male", "White"), F.Subject("b.jpg", 5, "male", "Black"),
+                F.Subject("c.jpg", 40, "female", "White")]
+    rates = F.proxy_fnmr_rates(np.array([True, True, False]), subjects, ("gender", "race"))
+    assert set(rates) == {"gender", "race"}
+    assert [(r.group, r.errors, r.n) for r in rates["gender"]] == [("female", 0, 1), ("male", 2, 2)]
+    assert [(r.group, r.errors, r.n) for r in rates["race"]] == [("Black", 1, 1), ("White", 1, 2)]
+    assert not rates["race"][1].resolved  # 2 pairs: far below 3 / FNMR_TARGET
+
+
 def test_max_min_ratio_uses_resolved_groups_only():
     rates = [F.GroupRate.of("a", 20, 1000, 1e-3), F.GroupRate.of("b", 10, 1000, 1e-3),
              F.GroupRate.of("c", 1, 10, 1e-3)]

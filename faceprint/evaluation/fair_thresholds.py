@@ -32,7 +32,15 @@ import numpy as np
 
 from ..matching.normalisation import CALIBRATED_FMRS, ScoreNormaliser, impostor_thresholds
 from ..matching.thresholds import threshold_at_fmr
-from .fairness import RATIO_COLUMNS, GroupRate, Subject, attribute_rates, impostor_mask, max_min_ratio
+from .fairness import (
+    RATIO_COLUMNS,
+    GroupRate,
+    Subject,
+    attribute_rates,
+    impostor_mask,
+    max_min_ratio,
+    proxy_fnmr_rates,
+)
 
 log = logging.getLogger(__name__)
 
@@ -172,11 +180,8 @@ def compare_methods(
         if norm is not None:
             mated = norm.normalise_scores(mated, utk, utk_degraded)
         ok = np.any(utk_degraded != 0, axis=1)
-        fnmr = {}
-        for attr in ("gender", "race", "age"):
-            values = np.array([s.attribute(attr) for s in subjects])
-            fnmr[attr] = [GroupRate.of(str(g), int(((mated < threshold) & ok & (values == g)).sum()),
-                                       int((ok & (values == g)).sum()), 0.03) for g in sorted(set(values.tolist()))]
+        fnmr = proxy_fnmr_rates((mated < threshold)[ok], [s for s, k in zip(subjects, ok) if k],
+                                ("gender", "race", "age"))
         lfw_scores = score(lfw, lfw)
         imp = lfw_scores[lfw_imp]
         pair = lfw_scores[pair_index[:, 0], pair_index[:, 1]]

@@ -60,6 +60,7 @@ __all__ = [
     "impostor_mask",
     "max_min_ratio",
     "plot_fmr_heatmap",
+    "proxy_fnmr_rates",
     "read_utkface",
     "run_fairness",
     "utkface_templates",
@@ -71,6 +72,7 @@ RACES = ("White", "Black", "Asian", "Indian", "Others")
 AGE_BANDS = ((0, 17), (18, 29), (30, 44), (45, 59), (60, 200))
 NO_FACE = "no-face"
 MIN_ERRORS = 10
+FNMR_TARGET = 0.03  # the proxy FNMR a group's rate is resolved against (3 / 0.03 = 100 mated pairs)
 ATTRIBUTES = ("gender", "race", "age", "group")
 ADULT_AGE = 18
 ADULT_ATTRIBUTES = ("gender", "race", "group")
@@ -381,6 +383,23 @@ def attribute_rates(
     return rates
 
 
+def proxy_fnmr_rates(
+    misses: np.ndarray, subjects: Sequence[Subject], attributes: Sequence[str] = ATTRIBUTES
+) -> dict[str, list[GroupRate]]:
+    """Proxy FNMR per group of each of ``attributes``, resolved against :data:`FNMR_TARGET`.
+
+    ``misses[i]`` (bool) says that ``subjects[i]``'s proxy mated pair (its image against its
+    degraded copy, :func:`degrade`) scored below the threshold.
+    """
+    misses = np.asarray(misses, dtype=bool)
+    rates = {}
+    for a in attributes:
+        values = np.array([s.attribute(a) for s in subjects])
+        rates[a] = [GroupRate.of(str(g), int(misses[values == g].sum()), int((values == g).sum()), FNMR_TARGET)
+                    for g in sorted(set(values.tolist()))]
+    return rates
+
+
 def _stack(templates: dict[str, np.ndarray], names: Sequence[str]) -> np.ndarray:
     return np.stack([templates[n] for n in names]).astype(np.float32)
 
@@ -421,12 +440,8 @@ def run_fairness(
     if engine.normaliser is not None:
         mated = engine.normaliser.normalise_scores(mated, probe_a, probe_b)
     misses = mated < thr
-    fnmr = {}
-    for a in ATTRIBUTES:
-        values = np.array([s.attribute(a) for s in mated_ok])
-        fnmr[a] = [GroupRate.of(str(g), int(misses[values == g].sum()), int((values == g).sum()), 0.03)
-                   for g in sorted(set(values.tolist()))]
-    overall_fnmr = GroupRate.of("all", int(misses.sum()), int(misses.size), 0.03)
+    fnmr = proxy_fnmr_rates(misses, mated_ok)
+    overall_fnmr = GroupRate.of("all", int(misses.sum()), int(misses.size), FNMR_TARGET)
 
     groups = [f"{g} {r}" for g in GENDERS for r in RACES]
     heat, pairs = cross_group_fmr(scores, [s.group for s in found], groups, thr)
