@@ -102,6 +102,7 @@ def test_only_what_is_asked_is_computed(engine_fast, data_dir, monkeypatch):
     assert face.quality.usable and face.quality.score > 0.9
     assert face.pose is face.eyes is face.age is face.expression is None
     assert face.to_dict().keys() == {"face", "quality", "not_estimated"}
+    assert len(face.notes()) == 1 and face.notes()[0].startswith(f"quality {face.quality.score:.2f}")
 
 
 def test_small_face_says_why_instead_of_guessing(engine_fast, data_dir):
@@ -111,6 +112,8 @@ def test_small_face_says_why_instead_of_guessing(engine_fast, data_dir):
     assert result.pose is None and result.eyes is None
     assert result.not_estimated["pose"].startswith("face too small") and "px <" in result.not_estimated["eyes"]
     assert result.to_dict()["pose"] is None
+    assert result.notes() == [f"pose: {result.not_estimated['pose']}", f"eyes: {result.not_estimated['eyes']}"]
+    assert result.summary() == "; ".join(result.notes())
 
 
 def test_photo_without_a_face_gives_an_empty_result_that_says_why(engine_fast):

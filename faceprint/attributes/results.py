@@ -98,22 +98,30 @@ class FaceAttributes:
     not_estimated: dict[str, str] = field(default_factory=dict)
     landmarks68: object = field(default=None, repr=False, compare=False)
 
-    def summary(self) -> str:
-        """One short line for tables and image labels, e.g. ``"34 y, female 0.93, happy 0.81, yaw -12, eyes open"``."""
-        parts = []
-        if self.age is not None:
-            parts.append(f"{self.age.years:.0f} y")
-        if self.gender is not None:
-            parts.append(f"{self.gender.label} {self.gender.confidence:.2f}")
+    def notes(self) -> list[str]:
+        """Short lines for tables and image labels: one per estimated attribute group, then one per
+        attribute not estimated, e.g. ``["age 34 (28-41), female 0.93", "happy 0.81",
+        "yaw -12 pitch +3 roll +1", "eyes open", "quality 0.87", "expression: face too blurred"]``."""
+        lines = []
+        if self.age is not None or self.gender is not None:
+            age = f"age {self.age.years:.0f} ({self.age.low:.0f}-{self.age.high:.0f})" if self.age else ""
+            gender = f"{self.gender.label} {self.gender.confidence:.2f}" if self.gender else ""
+            lines.append(", ".join(x for x in (age, gender) if x))
         if self.expression is not None:
-            parts.append(f"{self.expression.label} {self.expression.confidence:.2f}")
+            lines.append(f"{self.expression.label} {self.expression.confidence:.2f}")
         if self.pose is not None:
-            parts.append(f"yaw {self.pose.yaw:+.0f} pitch {self.pose.pitch:+.0f} roll {self.pose.roll:+.0f}")
+            lines.append(f"yaw {self.pose.yaw:+.0f} pitch {self.pose.pitch:+.0f} roll {self.pose.roll:+.0f}")
         if self.eyes is not None:
-            parts.append("eyes open" if self.eyes.open else "eyes closed")
+            lines.append("eyes open" if self.eyes.open else "eyes closed")
         if self.quality is not None:
-            parts.append(f"quality {self.quality.score:.2f}")
-        return ", ".join(parts) or "-"
+            lines.append(f"quality {self.quality.score:.2f}" + (f" ({','.join(self.quality.reasons)})"
+                                                                 if self.quality.reasons else ""))
+        lines += [f"{name}: {why}" for name, why in self.not_estimated.items()]
+        return lines
+
+    def summary(self) -> str:
+        """:meth:`notes` on one line, joined by ``"; "`` (``"-"`` when there are none)."""
+        return "; ".join(self.notes()) or "-"
 
     def to_dict(self) -> dict:
         """A JSON-ready description: the face, each asked-for attribute (null when not estimated) and the reasons."""

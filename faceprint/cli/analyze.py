@@ -11,26 +11,6 @@ def _cell(value, text) -> str:
     return "-" if value is None else text(value)
 
 
-def attribute_notes(result) -> list[str]:
-    """The lines drawn under a face in the annotated image: one per estimated attribute group, then what was not."""
-    lines = []
-    if result.age is not None or result.gender is not None:
-        age = f"age {result.age.years:.0f} ({result.age.low:.0f}-{result.age.high:.0f})" if result.age else ""
-        gender = f"{result.gender.label} {result.gender.confidence:.2f}" if result.gender else ""
-        lines.append(", ".join(x for x in (age, gender) if x))
-    if result.expression is not None:
-        lines.append(f"{result.expression.label} {result.expression.confidence:.2f}")
-    if result.pose is not None:
-        lines.append(f"yaw {result.pose.yaw:+.0f} pitch {result.pose.pitch:+.0f} roll {result.pose.roll:+.0f}")
-    if result.eyes is not None:
-        lines.append("eyes open" if result.eyes.open else "eyes closed")
-    if result.quality is not None:
-        lines.append(f"quality {result.quality.score:.2f}" + (f" ({','.join(result.quality.reasons)})"
-                                                               if result.quality.reasons else ""))
-    lines += [f"{name}: {why}" for name, why in result.not_estimated.items()]
-    return lines
-
-
 def cmd_analyze(args: argparse.Namespace) -> int:
     """Print each face's attributes (table or JSON); optionally write the photo with them drawn on."""
     from ..attributes import parse_attributes
@@ -42,7 +22,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     if args.out:
         image = analysis.faces[0].face.image if analysis.faces else engine.load(args.image)
         save_rgb(annotate(image, [r.face for r in analysis.faces], labels=[f"#{i}" for i in range(len(analysis.faces))],
-                          notes=[attribute_notes(r) for r in analysis.faces]), args.out)
+                          notes=[r.notes() for r in analysis.faces]), args.out)
     rows = [
         (i, "{:.0f},{:.0f} {:.0f}x{:.0f}".format(*r.face.box.as_list()),
          _cell(r.age, lambda a: f"{a.years:.0f} ({a.low:.0f}-{a.high:.0f})"),
