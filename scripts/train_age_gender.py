@@ -287,9 +287,13 @@ def age_ranges(estimate: np.ndarray, age: np.ndarray) -> dict:
     edges = [0.0, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0]
     bins = np.clip(np.searchsorted(edges, estimate, side="right") - 1, 0, len(edges) - 1)
     error = age - estimate
-    return {"edges": edges,
-            "low": [round(float(np.percentile(error[bins == k], 10)), 2) for k in range(len(edges))],
-            "high": [round(float(np.percentile(error[bins == k], 90)), 2) for k in range(len(edges))]}
+
+    def percentile(k: int, q: float) -> float:  # a bin without held-out faces takes everyone's
+        inside = error[bins == k]
+        return round(float(np.percentile(inside if len(inside) else error, q)), 2)
+
+    return {"edges": edges, "low": [percentile(k, 10) for k in range(len(edges))],
+            "high": [percentile(k, 90) for k in range(len(edges))]}
 
 
 def export(model: nn.Module, path: Path) -> None:

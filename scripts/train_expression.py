@@ -17,7 +17,10 @@ squeeze-and-excitation (``*se``). Training: AdamW, one-cycle cosine learning rat
 rotation +-10 degrees, scale 0.9-1.1, shift +-10%, horizontal flip, brightness/contrast, random
 erasing). Seeded (``--seed``); every epoch prints the PublicTest accuracy (with a flip at test
 time). The exported ONNX (opset 17) takes float32 [n, 1, 48, 48] grey values 0-255 and returns
-softmax probabilities [n, 7] averaged over the crop and its mirror image.
+softmax probabilities [n, 7] averaged over the crop and its mirror image; the state dict is saved
+beside it (``.pt``). ``--ensemble vgg40=A.pt vgg48=B.pt ...`` writes the mean of several trained
+networks as one graph, quantised to int8 (the shipped ``expression_fer.onnx``: see
+docs/attributes.md for the three members and their commands).
 """
 
 from __future__ import annotations
