@@ -7,7 +7,6 @@ runs whether or not the expression and age networks are installed.
 
 from __future__ import annotations
 
-import shutil
 import sys
 from pathlib import Path
 
@@ -15,12 +14,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 sync_api = pytest.importorskip("playwright.sync_api")
+from browser import CHROMIUM, FLAGS, needs_chromium
 from service_load import ServerProcess
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium not installed (apt-get install chromium)")
-FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+pytestmark = needs_chromium
 
 
 def test_page_shows_each_faces_attributes(tmp_path, data_dir):

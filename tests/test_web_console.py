@@ -13,7 +13,6 @@ anything outside the service's origin. Everything waits on page state, never on 
 from __future__ import annotations
 
 import re
-import shutil
 import sys
 from pathlib import Path
 
@@ -24,13 +23,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "scripts"))
 sync_api = pytest.importorskip("playwright.sync_api")
+from browser import CHROMIUM, FLAGS, needs_chromium
 from service_load import ServerProcess
 from web_console_screenshot import CAMERA_FLAGS, PEOPLE, fake_camera
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium not installed (apt-get install chromium)")
-FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+pytestmark = needs_chromium
 # What the page may say when a challenge ends (faceprint.pad.active and service.challenges).
 VERDICT = re.compile(
     r"^(LIVE: every step passed \(.+\) and the passive check too\."
