@@ -135,3 +135,14 @@ class ExtraNotInstalledError(FaceprintError):
     def __init__(self, message: str, *, extra: str = "") -> None:
         super().__init__(message)
         self.extra = extra
+
+
+class OutputPathError(FaceprintError):
+    """An output option (``--out``, ``--out-json`` ...) naming a place faceprint cannot write.
+
+    Its folder is missing and cannot be created, it is a folder where a file is expected (or a
+    file where a folder is), the file type has no image writer, or the place is not writable.
+    Raised before any work starts; the message names the option and the path, and what to give.
+    """
+
+    code = "output_path"

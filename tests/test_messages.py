@@ -156,6 +156,7 @@ ELSEWHERE = {
     "MorphSuspectedError": "needs a morph the detector flags (tests/test_morph_detection.py)",
     "MorphModelError": "no CLI option names the morph weights; bad weights in tests/test_morph_detection.py",
     "ExtraNotInstalledError": "needs an optional part missing from the install (tests/test_packaging.py hides it)",
+    "OutputPathError": "checked by the dispatcher before the command runs, for every output option (tests/test_outputs.py)",
     "DatabaseUnavailableError": "needs a PostgreSQL that drops its connections "
                                 "(tests/test_service_database.py terminates them)",
 }

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 from .._version import __version__
 from ..errors import FaceprintError
-from . import core
+from . import common, core
 
 log = logging.getLogger("faceprint")
 
@@ -77,6 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
+        common.check_outputs(args)  # an output that cannot be written fails now, not after the work
         code = args.func(args)
         sys.stdout.flush()  # a closed pipe shows here, not as an ignored exception at exit
         return code

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import emit, engine_from_args, table
+from .common import add_output_option, emit, engine_from_args, table
 
 
 def _cell(value, text) -> str:
@@ -54,5 +54,5 @@ def register(sub, eval_sub, common) -> None:
     p.add_argument("image", help="the photo")
     p.add_argument("--attributes", default="all",
                    help=f"comma-separated, from {','.join(ATTRIBUTES)} (default all); only these are computed")
-    p.add_argument("--out", help="write the photo with each face's box and attributes drawn on it")
+    add_output_option(p, "--out", kind="image", help="write the photo with each face's box and attributes drawn on it")
     p.set_defaults(func=cmd_analyze)

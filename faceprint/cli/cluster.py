@@ -8,7 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 from ..grouping.clustering import ALGORITHMS, DEFAULT_ALGORITHM, DEFAULT_LINK_FMR
-from .common import GALLERY_HELP, emit, engine_from_args, table
+from .common import GALLERY_HELP, add_output_option, emit, engine_from_args, table
 
 
 def cmd_cluster(args: argparse.Namespace) -> int:
@@ -100,7 +100,7 @@ def register(sub, eval_sub, common) -> None:
     """Add ``cluster``, ``cluster-name`` and ``eval cluster``."""
     p = sub.add_parser("cluster", parents=[common], help="group the faces of people not enrolled into clusters")
     p.add_argument("input", help="a folder of images (searched recursively), an image, or a video file")
-    p.add_argument("--out", required=True, help="output folder (clusters.json, crops, contact_sheet.png)")
+    add_output_option(p, "--out", kind="folder", required=True, help="output folder (clusters.json, crops, contact_sheet.png)")
     p.add_argument("--gallery", help=GALLERY_HELP + "; faces matching an enrolled person are left out")
     p.add_argument("--algorithm", choices=list(ALGORITHMS), default=DEFAULT_ALGORITHM,
                    help=f"clustering algorithm (default {DEFAULT_ALGORITHM})")
@@ -124,6 +124,6 @@ def register(sub, eval_sub, common) -> None:
     e.add_argument("--algorithms", type=_algorithms, default=",".join(ALGORITHMS),
                    help=f"comma-separated (default {','.join(ALGORITHMS)})")
     _link_options(e)
-    e.add_argument("--out", default="out/eval-cluster", help="folder for report.json (default out/eval-cluster)")
+    add_output_option(e, "--out", kind="folder", default="out/eval-cluster", help="folder for report.json (default out/eval-cluster)")
     e.add_argument("--no-cache", action="store_true", help="recompute every template")
     e.set_defaults(func=cmd_eval_cluster)

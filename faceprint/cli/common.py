@@ -11,14 +11,19 @@ import argparse
 import difflib
 import json
 import os
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 
 from .._text import ELLIPSIS, WIDTH, fields_block, table  # noqa: F401 (re-exported)
-from ..errors import GalleryError, ModelMismatchError, PersonNotFoundError, UnknownModelError
+from ..errors import GalleryError, ModelMismatchError, OutputPathError, PersonNotFoundError, UnknownModelError
 from ..privacy.cancelable import MODES, CancelableTransform
 from ..privacy.crypto import KEY_ENV, load_key, read_key_file
 
 GALLERY_HELP = "a SQLite file, or a postgresql://user:pass@host/db?gallery=NAME URL"
+
+#: What an output option names: a "folder" of results, or one file of a kind (its writers decide the extension).
+OUTPUT_KINDS = ("folder", "file", "image", "plot", "video")
 
 
 def emit(args: argparse.Namespace, payload: object, text: str) -> None:
@@ -154,3 +159,82 @@ def person_not_found(name: str, gallery: str | os.PathLike, known: Sequence[str]
     case = "names are case-sensitive; " if any(g.casefold() == name.casefold() for g in guesses) else ""
     hint = f"did you mean {' or '.join(repr(g) for g in guesses)}? ({case}{listing})" if guesses else listing
     return PersonNotFoundError(f"no person named {name!r} in gallery {gallery}; {hint}")
+
+
+def _writable_folder(folder: Path, option: str, shown: str) -> None:
+    """Create ``folder`` (and its parents) if needed and check that a file can be made in it."""
+    if folder.exists() and not folder.is_dir():
+        raise OutputPathError(f"{option} {shown}: {folder} is a file, not a folder; give a path in a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise OutputPathError(f"{option} {shown}: cannot write in folder {folder} ({exc.strerror or exc}); "
+                              f"give a path in a folder you can write to") from None
+
+
+def _file_types(kind: str) -> tuple[list[str], object]:
+    """The extensions a file ``kind`` accepts (for the message) and a test ``path -> bool`` (None: any)."""
+    if kind == "image":
+        import cv2
+
+        return [".png", ".jpg", ".webp", ".bmp", ".tif"], lambda path: bool(cv2.haveImageWriter(path))
+    if kind == "plot":
+        from matplotlib.backend_bases import FigureCanvasBase
+
+        types = sorted(FigureCanvasBase.get_supported_filetypes())
+        return [f".{t}" for t in ("png", "svg", "pdf")], lambda path: Path(path).suffix.lower()[1:] in types
+    if kind == "video":
+        from ..video.draw import FOURCC
+
+        return list(FOURCC), lambda path: Path(path).suffix.lower() in FOURCC
+    return [], None
+
+
+def check_output(path: str | os.PathLike, option: str, kind: str = "file") -> Path:
+    """Check, before any work, that ``option`` (e.g. ``"--out"``) can write ``path``; returns it as a Path.
+
+    ``kind`` is one of :data:`OUTPUT_KINDS`: ``"folder"`` (created if missing, with its parents),
+    else a file whose parent folder exists or is created here, that is not a folder, and whose
+    extension has a writer (``"image"``: OpenCV's image writers, ``"plot"``: matplotlib's,
+    ``"video"``: the annotated-video codecs; ``"file"``: any). Raises
+    :class:`~faceprint.errors.OutputPathError` naming the option, the path and what to give instead.
+    """
+    if kind not in OUTPUT_KINDS:
+        raise ValueError(f"unknown output kind {kind!r}; one of {OUTPUT_KINDS}")
+    target = Path(path).expanduser()
+    shown = str(path)
+    if kind == "folder":
+        _writable_folder(target, option, shown)
+        return target
+    if target.is_dir() or shown.endswith(("/", os.sep)):
+        raise OutputPathError(f"{option} {shown} is a folder; give a file name in it"
+                              + (f", e.g. {target / ('out' + _file_types(kind)[0][0])}" if kind != "file" else ""))
+    examples, accepts = _file_types(kind)
+    if accepts is not None and not accepts(str(target)):
+        what = f"no {kind} writer for extension {target.suffix!r}" if target.suffix else "the name has no extension"
+        raise OutputPathError(f"{option} {shown}: {what}; end the name with one of {', '.join(examples)}")
+    _writable_folder(target.parent, option, shown)
+    if target.exists() and not os.access(target, os.W_OK):
+        raise OutputPathError(f"{option} {shown}: the file is read-only; give another name or make it writable")
+    return target
+
+
+def add_output_option(parser: argparse.ArgumentParser, *flags: str, kind: str, **kwargs) -> argparse.Action:
+    """Add an output option (``--out`` ...) that :func:`check_outputs` checks before the command runs.
+
+    ``kind`` as in :func:`check_output`; ``kwargs`` go to :meth:`argparse.ArgumentParser.add_argument`.
+    """
+    action = parser.add_argument(*flags, **kwargs)
+    outputs = parser.get_default("output_options") or ()
+    parser.set_defaults(output_options=(*outputs, (action.dest, action.option_strings[0], kind)))
+    return action
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """Run :func:`check_output` on every output option the command was given (the dispatcher calls it first)."""
+    for dest, option, kind in getattr(args, "output_options", ()):
+        value = getattr(args, dest, None)
+        if value is not None:
+            check_output(value, option, kind)

@@ -11,8 +11,8 @@ from ..errors import FaceprintError, PersonNotFoundError, UnsupportedInputError
 from ..gallery.names import normalise_name
 from ..privacy.audit import audit_cli
 from ..types import TIE_MARGIN
-from .common import (GALLERY_HELP, add_fair_option, add_gallery_privacy_options, emit, engine_from_args,
-                     fields_block, gallery_privacy_from_args, person_not_found, resolve_profile, table)
+from .common import (GALLERY_HELP, add_fair_option, add_gallery_privacy_options, add_output_option, emit,
+                     engine_from_args, fields_block, gallery_privacy_from_args, person_not_found, resolve_profile, table)
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
@@ -267,7 +267,7 @@ def register(sub, common) -> argparse._SubParsersAction:
     """
     p = sub.add_parser("detect", parents=[common], help="find faces in an image")
     p.add_argument("image")
-    p.add_argument("--out", help="write an annotated image here")
+    add_output_option(p, "--out", kind="image", help="write an annotated image here")
     p.set_defaults(func=cmd_detect)
 
     p = sub.add_parser("verify", parents=[common], help="are two photos the same person? (exit 0 yes, 1 no)")
@@ -314,7 +314,7 @@ def register(sub, common) -> argparse._SubParsersAction:
     p.add_argument("--format", choices=("table", "csv", "json"), default="table",
                    help="table (default), csv (one row per face) or json (as --json; for a folder one JSON "
                         "object per image and line, printed as each image is done)")
-    p.add_argument("--out", help="write an annotated image here (one image only)")
+    add_output_option(p, "--out", kind="image", help="write an annotated image here (one image only)")
     p.add_argument("--require-live", action="store_true",
                    help="check liveness first: a photo or screen held up to the camera is rejected, with the reason")
     add_fair_option(p)
@@ -340,7 +340,7 @@ def register(sub, common) -> argparse._SubParsersAction:
     e = esub.add_parser("lfw", parents=[common], help="LFW pairs (View 1 or View 2 pairs.txt), 10-fold")
     e.add_argument("--images", required=True, help="LFW-layout folder: NAME/NAME_0001.jpg")
     e.add_argument("--pairs", required=True, help="pairs file (pairsDevTest.txt, pairs.txt ...)")
-    e.add_argument("--out", default="out/lfw", help="folder for report.json, det.png and scores.png (default out/lfw)")
+    add_output_option(e, "--out", kind="folder", default="out/lfw", help="folder for report.json, det.png and scores.png (default out/lfw)")
     e.add_argument("--no-cache", action="store_true", help="recompute every template")
     e.set_defaults(func=cmd_eval_lfw)
     e = esub.add_parser("identify", parents=[common],
@@ -352,7 +352,7 @@ def register(sub, common) -> argparse._SubParsersAction:
     e.add_argument("--distractor-images",
                    help="folder of face images used first as distractors (largest face); the rest are synthetic")
     e.add_argument("--seed", type=int, default=0, help="seed for --max-people and synthetic distractors")
-    e.add_argument("--out", default="out/eval-identify", help="folder for report.json, det.png and scores.png")
+    add_output_option(e, "--out", kind="folder", default="out/eval-identify", help="folder for report.json, det.png and scores.png")
     e.add_argument("--no-cache", action="store_true", help="recompute every template")
     e.set_defaults(func=cmd_eval_identify)
     return esub

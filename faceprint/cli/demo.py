@@ -21,6 +21,7 @@ from ..engine import Engine
 from ..errors import FaceprintError
 from ..pipeline.draw import annotate, save_rgb
 from ..pipeline.image_io import IMAGE_SUFFIXES
+from .common import check_output
 
 
 def default_data() -> Path:
@@ -91,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # no dnn backend chatter on stderr
     try:
+        check_output(args.out, "--out", "folder")
         return run(args.data or default_data(), args.out, args.model)
     except FaceprintError as exc:
         print(f"faceprint demo: error: {exc}", file=sys.stderr)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import emit, engine_from_args, table
+from .common import add_output_option, emit, engine_from_args, table
 
 
 def cmd_micro(args: argparse.Namespace) -> int:
@@ -31,7 +31,7 @@ def register(sub, eval_sub, common) -> None:
     p = sub.add_parser("micro-expressions", parents=[common],
                        help="spot short, low-intensity facial movements (onset, apex, offset) in a video")
     p.add_argument("video", help="video file, camera index or stream URL (the largest face is followed)")
-    p.add_argument("--out", help="write a plot of each region's movement with the events shaded (PNG)")
+    add_output_option(p, "--out", kind="plot", help="write a plot of each region's movement with the events shaded (PNG)")
     p.add_argument("--max-duration", type=float, default=0.5, help="longest movement reported, seconds (default 0.5)")
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
     p.set_defaults(func=cmd_micro)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import emit, table
+from .common import add_output_option, emit, table
 
 
 def cmd_liveness(args: argparse.Namespace) -> int:
@@ -92,7 +92,7 @@ def register(sub: argparse._SubParsersAction, eval_sub: argparse._SubParsersActi
                             help="PAD APCER/BPCER (ISO/IEC 30107-3) on a folder with real/ and fake/ or "
                                  "attack-<type>/, and BPCER per group when the live images carry labels")
     e.add_argument("dir", help="folder with real/ (bona fide) and fake/ or attack-<type>/ sub-folders")
-    e.add_argument("--out", default="out/eval-pad", help="folder for report.json, scores.csv and det.png")
+    add_output_option(e, "--out", kind="folder", default="out/eval-pad", help="folder for report.json, scores.csv and det.png")
     e.add_argument("--pad-threshold", type=float, default=None, help="live-score threshold (default: the shipped one)")
     e.add_argument("--bona-fide-only", action="store_true",
                    help="every image under DIR is bona fide (live photos): BPCER, per group when labelled "

@@ -15,7 +15,7 @@ from ..gallery import is_postgres_url
 from ..privacy.audit import AuditLog, AuditLogError, PostgresAuditLog, audit_cli
 from ..privacy.cancelable import MODES
 from ..privacy.crypto import KEY_ENV, GalleryKey, load_key, read_key_file, write_key_file
-from .common import add_gallery_privacy_options, emit, gallery_privacy_from_args
+from .common import add_gallery_privacy_options, add_output_option, emit, gallery_privacy_from_args
 
 
 def cmd_keys_new(args: argparse.Namespace) -> int:
@@ -139,5 +139,5 @@ def register(sub, eval_sub, common) -> None:
     p = audit.add_parser("export", parents=[common], help="print the log as jsonl or csv")
     p.add_argument("log", help="the audit log file, or the postgresql:// URL of a service database")
     p.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
-    p.add_argument("--out", help="write to this file instead of standard output")
+    add_output_option(p, "--out", kind="file", help="write to this file instead of standard output")
     p.set_defaults(func=cmd_audit_export)

@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import FaceprintError
-from .common import add_fair_option, emit, engine_from_args
+from .common import add_fair_option, add_output_option, emit, engine_from_args
 
 MORPH_PROFILES = "accurate,fast"
 
@@ -80,7 +80,7 @@ def register(sub, eval_sub, common) -> None:
                                  "also fit and measure the fair score normalisation mitigation")
     e.add_argument("--clusters", type=int, default=20, help="k-means clusters of the mitigation (default 20)")
     e.add_argument("--seed", type=int, default=0, help="seed of the UTKFace fit/test split and k-means")
-    e.add_argument("--out", default="out/fairness", help="folder for report.json, fmr_heatmap.png, fsn.npz")
+    add_output_option(e, "--out", kind="folder", default="out/fairness", help="folder for report.json, fmr_heatmap.png, fsn.npz")
     e.add_argument("--no-cache", action="store_true", help="recompute every template")
     add_fair_option(e)
     e.set_defaults(func=cmd_eval_fairness)
@@ -95,7 +95,7 @@ def register(sub, eval_sub, common) -> None:
     e.add_argument("--profiles", default="accurate,fast",
                    help="comma-separated profiles (default accurate,fast); each with plain and, when shipped, "
                         "fair scores")
-    e.add_argument("--out", default="out/impersonation", help="folder for report.json and impersonation.png")
+    add_output_option(e, "--out", kind="folder", default="out/impersonation", help="folder for report.json and impersonation.png")
     e.add_argument("--no-cache", action="store_true", help="recompute every template")
     e.set_defaults(func=cmd_eval_impersonation)
 
@@ -112,6 +112,6 @@ def register(sub, eval_sub, common) -> None:
     e.add_argument("--profiles", default=MORPH_PROFILES,
                    help=f"comma-separated profiles (default {MORPH_PROFILES}); each embedder of a fused profile "
                         "is also scored alone; --fmr marks the operating threshold")
-    e.add_argument("--out", default="out/morph", help="folder for the morphs and report-<protocol>.json")
+    add_output_option(e, "--out", kind="folder", default="out/morph", help="folder for the morphs and report-<protocol>.json")
     e.add_argument("--no-cache", action="store_true", help="recompute every template")
     e.set_defaults(func=cmd_eval_morph)

@@ -19,7 +19,7 @@ import threading
 from pathlib import Path
 
 from ..errors import FaceprintError
-from .common import GALLERY_HELP, emit, resolve_profile, table
+from .common import GALLERY_HELP, add_output_option, emit, resolve_profile, table
 
 log = logging.getLogger("faceprint")
 
@@ -260,8 +260,8 @@ def register(sub, eval_sub, common) -> None:
                                    f"'{VIDEO_PROFILE}' profile, or the profile the gallery was enrolled with.")
     p.add_argument("source", metavar="IN", help="video file, camera index (0, 1 ...) or rtsp:// / http:// URL")
     p.add_argument("--gallery", required=True, help=GALLERY_HELP)
-    p.add_argument("--out-json", help="write the JSON timeline here")
-    p.add_argument("--out-video", help="write an annotated copy here (.mp4 or .avi)")
+    add_output_option(p, "--out-json", kind="file", help="write the JSON timeline here")
+    add_output_option(p, "--out-video", kind="video", help="write an annotated copy here (.mp4 or .avi)")
     p.add_argument("--every", type=int, default=defaults.every,
                    help=f"most frames between detections; fewer when faces move (default {defaults.every})")
     p.add_argument("--stride", type=int, default=1, help="analyse every STRIDE-th frame only (default 1: all)")
