@@ -15,6 +15,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -52,6 +53,15 @@ def world(data_dir, engine_fast, tmp_path_factory) -> World:
     shutil.copy(video / "obama.jpg", root / "folder" / "obama.jpg")
     (root / "empty").mkdir()
     (root / "notagallery.db").write_text("{}\n")
+    photo = (video / "obama.jpg").read_bytes()
+    (root / "half.jpg").write_bytes(photo[:len(photo) // 2])  # truncated: the entropy data stops mid-way
+    (root / "stub.jpg").write_bytes(photo[:300])  # only the start of the header
+    png = root / "scrambled.png"
+    Image.open(video / "obama.jpg").resize((120, 120)).save(png)
+    data = bytearray(png.read_bytes())
+    start = data.find(b"IDAT") + 100
+    data[start:] = np.random.default_rng(0).integers(0, 256, len(data) - start, dtype=np.uint8).tobytes()
+    png.write_bytes(bytes(data))  # valid header, scrambled pixel data
     for name in ("k1.key", "k2.key", "transform.key"):
         write_key_file(root / name, GalleryKey.generate())
     (root / "nope.json").unlink(missing_ok=True)
@@ -83,6 +93,10 @@ OBAMA = "{data}/video/obama.jpg"
 CASES = [
     Case("text file", ("detect", "{root}/notes.jpg"), "ImageDecodeError", ("notes.jpg", "accepted formats")),
     Case("empty file", ("detect", "{root}/zero.jpg"), "ImageDecodeError", ("zero.jpg", "give a complete image")),
+    Case("truncated JPEG", ("detect", "{root}/half.jpg"), "ImageDecodeError", ("half.jpg", "copy it again or re-export")),
+    Case("300-byte JPEG", ("analyze", "{root}/stub.jpg"), "ImageDecodeError", ("stub.jpg", "copy it again or re-export")),
+    Case("scrambled pixel data", ("verify", "{root}/scrambled.png", OBAMA), "ImageDecodeError",
+         ("scrambled.png", "copy it again or re-export")),
     Case("missing file", ("detect", "{root}/missing.jpg"), "ImageDecodeError", ("missing.jpg", "check the path")),
     Case("folder for detect", ("detect", "{root}/folder"), "ImageDecodeError",
          ("folder", "identify and find take a folder")),

@@ -215,6 +215,7 @@ def test_limits_and_bad_input(service, team, files, tmp_path):
     corrupt = client.post("/v1/detect", files=[("image", ("c.jpg", files["group"].read_bytes()[:2000], "image/jpeg"))],
                           headers=h)
     assert corrupt.status_code == 422 and corrupt.json()["error"]["code"] == "image_decode_error"
+    assert "c.jpg" in corrupt.json()["error"]["message"] and "re-export" in corrupt.json()["error"]["message"]
     noface = client.post("/v1/collections/team/persons/blank/faces",
                          files=[("images", ("blank.png", _png(200, 200), "image/png"))], headers=h)
     assert noface.status_code == 422 and noface.json()["error"]["code"] == "no_face"

@@ -104,6 +104,10 @@ def describe_source(source: object) -> str:
     return f"<{type(source).__name__}>"
 
 
+#: The next step of every message about image data that is there but cannot be decoded.
+DAMAGED = "the file is damaged or incomplete: copy it again or re-export it"
+
+
 def load_image(
     source: ImageInput, *, max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes: int = DEFAULT_MAX_BYTES,
     label: str | None = None,
@@ -144,7 +148,7 @@ def load_image(
             f"accepted formats: {ACCEPTED_FORMATS}"
         ) from None
     except Exception as exc:  # Pillow raises SyntaxError, ValueError... on a damaged header
-        raise ImageDecodeError(f"{label}: not a readable image ({_why(exc)})") from None
+        raise ImageDecodeError(f"{label}: not a readable image ({_why(exc)}); {DAMAGED}") from None
     log.debug("decoding %s: %s %dx%d %s", label, img.format, img.width, img.height, img.mode)
     if _is_wide_colour(img):
         _check_pixels(img.width, img.height, label, max_pixels)
@@ -189,9 +193,10 @@ def _wide_colour_from_bytes(data: bytes, img: Image.Image, label: str) -> np.nda
     try:
         raw = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     except cv2.error as exc:
-        raise ImageDecodeError(f"{label}: cannot decode 16-bit {img.format} image ({_why(exc)})") from None
+        raise ImageDecodeError(f"{label}: cannot decode 16-bit {img.format} image ({_why(exc)}); {DAMAGED}") from None
     if raw is None or raw.dtype != np.uint16 or raw.shape[:2] != (img.height, img.width):
-        raise ImageDecodeError(f"{label}: cannot decode 16-bit {img.format} image (damaged or truncated data)")
+        raise ImageDecodeError(f"{label}: cannot decode 16-bit {img.format} image (damaged or truncated data); "
+                               f"{DAMAGED}")
     if raw.ndim == 2:
         raw = raw[:, :, None]
     colour = raw[:, :, 2::-1] if raw.shape[2] >= 3 else raw[:, :, :1]  # BGR(A) -> RGB
@@ -223,7 +228,8 @@ def _read_file(path: str | os.PathLike, label: str, max_bytes: int) -> bytes:
     except FileNotFoundError:
         raise ImageDecodeError(f"{label}: no such file; check the path") from None
     except OSError as exc:
-        raise ImageDecodeError(f"{label}: cannot read file ({exc.strerror or exc})") from None
+        raise ImageDecodeError(f"{label}: cannot read file ({exc.strerror or exc}); check that it is readable "
+                               f"(permissions, a disk that is mounted)") from None
 
 
 def _check_pixels(width: int, height: int, label: str, max_pixels: int) -> None:
@@ -241,7 +247,7 @@ def _from_pil(img: Image.Image, label: str, max_pixels: int) -> np.ndarray:
     except Image.DecompressionBombError as exc:
         raise ImageTooLargeError(f"{label}: {_why(exc)}") from None
     except Exception as exc:
-        raise ImageDecodeError(f"{label}: cannot decode image ({_why(exc)})") from None
+        raise ImageDecodeError(f"{label}: cannot decode image ({_why(exc)}); {DAMAGED}") from None
     try:
         img = ImageOps.exif_transpose(img)
     except Exception as exc:  # malformed EXIF must not make the image unreadable
