@@ -50,6 +50,16 @@ def test_enroll_tree_prints_no_opencv_warning(data_dir, tmp_path):
     assert _opencv_noise(proc.stderr) == [], proc.stderr
 
 
+def test_a_file_that_is_not_a_video_gives_one_line(tmp_path):
+    """FFmpeg's own lines ("[mjpeg @ 0x...] No JPEG data found") stay out of the one-line error."""
+    (tmp_path / "notes.jpg").write_text("hello, this is a text file\n")
+    proc = subprocess.run([sys.executable, "-m", "faceprint", "micro-expressions", str(tmp_path / "notes.jpg"),
+                           "--model", "fast"], capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("faceprint: error: "), proc.stderr
+    assert "give a video file" in proc.stderr
+
+
 @pytest.mark.parametrize("level", [cv2.utils.logging.LOG_LEVEL_INFO, cv2.utils.logging.LOG_LEVEL_SILENT])
 def test_model_load_restores_the_callers_opencv_log_level(data_dir, level):
     from faceprint.models.yunet import YuNetDetector

@@ -26,6 +26,13 @@ from ..errors import FaceprintError
 
 log = logging.getLogger(__name__)
 
+# FFmpeg's own log lines ("[mjpeg @ 0x...] No JPEG data found") would reach stderr beside faceprint's one-line
+# error; OpenCV reads this when it first opens a video. A value the user set is kept (for debugging).
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+
+#: What a video source can be: the next step of every message about one that cannot be read.
+GIVE_VIDEO = "give a video file (.mp4, .avi ...), a camera index (0) or a stream URL (rtsp://...)"
+
 
 class VideoOpenError(FaceprintError):
     """The video file, camera or stream could not be opened or yielded no frame."""
@@ -74,7 +81,23 @@ def _capture_target(source: str | int | os.PathLike) -> str | int:
     if "://" not in text and not os.path.exists(text):
         raise VideoOpenError(f"{text}: no such video file; check the path, or give a camera index (0) or a "
                              f"stream URL (rtsp://...)")
+    if "://" not in text and _is_still_image(text):
+        raise VideoOpenError(f"{text}: a still image, not a video; {GIVE_VIDEO} (photos go to faceprint analyze, "
+                             f"detect or identify)")
     return text
+
+
+def _is_still_image(path: str) -> bool:
+    """True when ``path`` is a photo (a format Pillow reads, one frame): an animated GIF or WebP is a video."""
+    from PIL import Image, UnidentifiedImageError
+
+    if os.path.isdir(path):
+        return False
+    try:
+        with Image.open(path) as img:
+            return not getattr(img, "is_animated", False)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        return False
 
 
 Opener = Callable[[str | int], Any]
@@ -101,7 +124,8 @@ class VideoSource:
         self._opener = opener
         self._capture = opener(self._target)
         if not self._capture.isOpened():
-            raise VideoOpenError(f"{self.label}: cannot open video (unsupported format, missing codec or no device)")
+            raise VideoOpenError(f"{self.label}: cannot open video (not a video, an unsupported format, a missing "
+                                 f"codec or no such device); {GIVE_VIDEO}")
         fps = self._capture.get(cv2.CAP_PROP_FPS)
         self.fps = float(fps) if fps and 0 < fps < 1000 else 25.0
         count = int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT))
@@ -171,7 +195,8 @@ class VideoSource:
                 yield Frame(index=index, time_s=index / self.fps, image=cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
             index += 1
         if yielded == 0 and not (stop is not None and stop.is_set()):
-            raise VideoOpenError(f"{self.label}: no frame could be decoded")
+            raise VideoOpenError(f"{self.label}: no frame could be decoded (not a video, or a damaged or incomplete "
+                                 f"file); {GIVE_VIDEO}")
 
     def _wait_to_reopen(self, attempt: int, wait: Callable[[float], bool]) -> bool:
         """After a failed read of a live source: wait out the backoff; False to give up (or stopped)."""
