@@ -334,6 +334,25 @@ def test_liveness_command_on_silent_face_samples(data_dir, capsys):
     assert face["is_live"] is False and face["attack_type"] == "screen" and "screen attack" in face["reason"]
 
 
+
+def test_liveness_command_without_a_face_says_so_and_claims_no_attack(data_dir, tmp_path, capsys):
+    """The lower part of a real photo (suit, no face): not live, "no face found", no attack type anywhere."""
+    from PIL import Image
+
+    from faceprint.cli import main
+
+    photo = Image.open(data_dir / "video" / "obama.jpg")
+    photo.crop((0, int(photo.height * 0.7), photo.width, photo.height)).save(tmp_path / "suit.jpg")
+    capsys.readouterr()
+    assert main(["liveness", str(tmp_path / "suit.jpg")]) == 1
+    text = capsys.readouterr().out
+    assert "no face found in" in text and "suit.jpg" in text
+    assert not any(word in text for word in ("attack", "screen", "print", "whole image")), text
+    assert main(["--json", "liveness", str(tmp_path / "suit.jpg")]) == 1
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["is_live"] is False and payload["faces"] == [] and "no face found" in payload["reason"]
+
+
 # --- video and the challenge ----------------------------------------------------------------------
 
 def _clip(folder, path, frames=40):

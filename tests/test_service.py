@@ -491,4 +491,10 @@ def test_liveness_endpoint_answers_per_face_with_the_attack_type(service, data_d
                           headers=auth(admin))
     assert corrupt.status_code == 422 and corrupt.json()["error"]["code"] == "image_decode_error"
     assert "broken.jpg" in corrupt.json()["error"]["message"]
+    photo = Image.open(data_dir / "video" / "obama.jpg")
+    suit = io.BytesIO()
+    photo.crop((0, int(photo.height * 0.7), photo.width, photo.height)).save(suit, "JPEG")  # no face in it
+    none = client.post("/v1/liveness", files=[("image", ("suit.jpg", suit.getvalue(), "image/jpeg"))],
+                       headers=auth(admin)).json()
+    assert none["is_live"] is False and none["faces"] == [] and "no face found in suit.jpg" in none["reason"]
     assert client.post("/v1/liveness", files=upload("image", samples / "image_T1.jpg")).status_code == 401

@@ -9,7 +9,7 @@ from .common import add_output_option, emit, table
 
 
 def cmd_liveness(args: argparse.Namespace) -> int:
-    """Passive liveness of every face in an image (the whole image when no face is found)."""
+    """Passive liveness of every face in an image; exit 1 (not live, no attack claimed) when no face is found."""
     from ..models import registry
     from ..models.pad_passive import PassiveLiveness
     from ..pipeline.image_io import load_image
@@ -18,9 +18,14 @@ def cmd_liveness(args: argparse.Namespace) -> int:
     model = PassiveLiveness(threshold=args.pad_threshold)
     faces = registry.load_detector("yunet").detect(image)
     faces.sort(key=lambda f: f.box.area, reverse=True)
-    results = [(f, model.check(image, f)) for f in faces] or [(None, model.check(image, None))]
+    if not faces:  # nothing to judge: not live, and no attack type is claimed for a faceless image
+        reason = f"no face found in {args.image}; give the whole camera frame with the face in it"
+        emit(args, {"image": str(args.image), "threshold": model.threshold, "model": model.model, "is_live": False,
+                    "reason": reason, "faces": []}, f"NOT LIVE: {reason}")
+        return 1
+    results = [(f, model.check(image, f)) for f in faces]
     rows = [
-        (i, f.box.as_list() if f else "whole image", f"{r.score:.3f}",
+        (i, f.box.as_list(), f"{r.score:.3f}",
          "NOT JUDGED" if not r.judged else "LIVE" if r.is_live else "ATTACK",
          "-" if r.is_live or not r.judged else f"{r.attack_type} {r.attack_probability:.2f}", f"{r.context:.1f}x")
         for i, (f, r) in enumerate(results)
@@ -32,7 +37,8 @@ def cmd_liveness(args: argparse.Namespace) -> int:
         text += "".join(f"\n  cue {c.text}" for c in r.cues)
     text += f"\nthreshold {model.threshold:.3f} (model {model.model})"
     payload = {"image": str(args.image), "threshold": model.threshold, "model": model.model,
-               "faces": [{"box": f.box.as_list() if f else None, **r.to_dict()} for f, r in results]}
+               "is_live": all(r.is_live for _, r in results), "reason": None,
+               "faces": [{"box": f.box.as_list(), **r.to_dict()} for f, r in results]}
     emit(args, payload, text)
     return 0 if all(r.is_live for _, r in results) else 1
 

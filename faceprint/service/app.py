@@ -463,10 +463,10 @@ def create_app(settings: ServiceSettings) -> FastAPI:
             image = engine.load(data, label=label)
             faces = engine.finder.find(image)
             checks = [(f.box.as_list(), engine.check_live(f)) for f in faces]
-            if not checks:
-                checks = [(None, engine.liveness_model.check(image, None))]
             request.state.audit_details = {"faces": len(faces), "live": sum(c.is_live for _, c in checks)}
-            return {"width": image.shape[1], "height": image.shape[0], "is_live": all(c.is_live for _, c in checks),
+            return {"width": image.shape[1], "height": image.shape[0], "is_live": bool(checks) and all(
+                        c.is_live for _, c in checks),
+                    "reason": None if checks else f"no face found in {label}: nothing to judge, so not live",
                     "faces": [{"box": box, "liveness": c.to_dict()} for box, c in checks]}
 
         return await service.pool.submit(settings.profile, run)

@@ -172,16 +172,17 @@ class LivenessOut(BaseModel):
 
 
 class LivenessFace(BaseModel):
-    box: list[float] | None = Field(description="[x, y, width, height]; null when no face was found and the whole "
-                                                "image was checked")
+    box: list[float] = Field(description="[x, y, width, height]")
     liveness: LivenessOut
 
 
 class LivenessCheckOut(BaseModel):
     width: int
     height: int
-    is_live: bool = Field(description="every face live")
-    faces: list[LivenessFace] = Field(description="largest face first; the whole image when no face was found")
+    is_live: bool = Field(description="every face live; false when no face was found")
+    reason: str | None = Field(default=None, description="'no face found ...' when there is no face to judge "
+                                                         "(faces is then empty and no attack type is claimed)")
+    faces: list[LivenessFace] = Field(description="largest face first; empty when no face was found")
 
 
 class VerifyOut(BaseModel):
