@@ -287,3 +287,19 @@ def test_a_closed_pipe_after_a_short_answer_is_quiet_too(tmp_path):
     assert run.returncode == 141, run.stderr
     assert "BrokenPipeError" not in run.stderr and "Exception ignored" not in run.stderr, run.stderr
     assert (tmp_path / "k.key").is_file()  # the work was done; only its report had nowhere to go
+
+
+def test_detect_and_identify_say_no_face_found(capsys, data_dir, tmp_path):
+    """The lower part of a real photo (a suit, no face): the same "no face found" line as analyze and verify."""
+    photo = Image.open(data_dir / "video" / "obama.jpg")
+    suit = tmp_path / "suit.jpg"
+    photo.crop((0, int(photo.height * 0.7), photo.width, photo.height)).save(suit)
+    gallery = tmp_path / "g.db"
+    assert run(capsys, "enroll", "--gallery", gallery, "--person", "obama", data_dir / "video" / "obama.jpg",
+               *FAST)[0] == 0
+    for argv in (("detect", suit), ("identify", "--gallery", gallery, suit)):
+        code, out, err = run(capsys, *argv, *FAST)
+        assert code == 0, err
+        assert f"{suit}: no face found; give a photo" in out and "0 face(s)" in out
+        code, out, _ = run(capsys, *argv, *FAST, "--json")
+        assert "no face found" in json.loads(out)["reason"]

@@ -15,6 +15,13 @@ from .common import (GALLERY_HELP, add_fair_option, add_gallery_privacy_options,
                      engine_from_args, fields_block, gallery_privacy_from_args, person_not_found, resolve_profile, table)
 
 
+def _no_face(image: str) -> str:
+    """What detect and identify print for an image without a face (the wording of analyze and verify)."""
+    from ..engine import no_usable_face_error
+
+    return no_usable_face_error(str(image), []).args[0]
+
+
 def cmd_detect(args: argparse.Namespace) -> int:
     """Detect faces, print a table, optionally write an annotated image."""
     from ..pipeline.draw import annotate, save_rgb
@@ -29,9 +36,10 @@ def cmd_detect(args: argparse.Namespace) -> int:
          f.orientation)
         for i, f in enumerate(faces)
     ]
-    text = table(rows, ["#", "box [x, y, w, h]", "score", "quality", "issues", "orientation"])
+    reason = None if faces else _no_face(args.image)
+    text = table(rows, ["#", "box [x, y, w, h]", "score", "quality", "issues", "orientation"]) if faces else reason
     text += f"\n{len(faces)} face(s)" + (f"; annotated image: {args.out}" if args.out else "")
-    emit(args, {"image": str(args.image), "faces": [f.to_dict() for f in faces]}, text)
+    emit(args, {"image": str(args.image), "faces": [f.to_dict() for f in faces], "reason": reason}, text)
     return 0
 
 
@@ -161,7 +169,8 @@ def cmd_identify(args: argparse.Namespace) -> int:
             identity = " = ".join(r.tied) + " (tie)"
         verdict = f"{best.score:.3f} {'>=' if best.score >= r.threshold else '<'} {r.threshold:.3f}" if best else "-"
         rows.append((i, r.face.box.as_list(), identity, verdict, best.person if best else "-"))
-    text = table(rows, ["#", "box [x, y, w, h]", "identity", "score vs threshold", "nearest"])
+    reason = None if results else _no_face(args.image)
+    text = table(rows, ["#", "box [x, y, w, h]", "identity", "score vs threshold", "nearest"]) if rows else reason
     known = sum(r.is_known for r in results)
     skipped = sum(bool(r.skipped) for r in results)
     text += (f"\n{len(results)} face(s): {known} known, {len(results) - known - skipped} unknown, {skipped} skipped "
@@ -172,7 +181,7 @@ def cmd_identify(args: argparse.Namespace) -> int:
     if ties:
         text += (f"\n{ties} face(s) tied between different people (scores within {TIE_MARGIN} of each other): "
                  f"the same person enrolled under two names?")
-    emit(args, {"image": str(args.image), "results": [r.to_dict() for r in results]}, text)
+    emit(args, {"image": str(args.image), "results": [r.to_dict() for r in results], "reason": reason}, text)
     return 0
 
 
