@@ -303,3 +303,30 @@ def test_detect_and_identify_say_no_face_found(capsys, data_dir, tmp_path):
         assert f"{suit}: no face found; give a photo" in out and "0 face(s)" in out
         code, out, _ = run(capsys, *argv, *FAST, "--json")
         assert "no face found" in json.loads(out)["reason"]
+
+
+@pytest.mark.parametrize("argv,usage,says", [
+    (("analyze", "img.jpg", "--atributes", "age"), "usage: faceprint analyze", "did you mean --attributes?"),
+    (("eval", "lfw", "--images", "x", "--pairs", "y", "--bogus"), "usage: faceprint eval lfw", "--bogus"),
+    (("verify", "a.jpg", "b.jpg", "c.jpg"), "usage: faceprint verify", "unrecognized arguments: c.jpg"),
+])
+def test_argument_errors_show_the_subcommand_usage(capsys, argv, usage, says):
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == ""
+    assert err.startswith(usage) and says in err, err
+    assert "{" not in err.split("\n")[0], "the top-level usage (with its list of commands) was printed"
+
+
+def test_analyze_takes_several_images_and_offers_no_recognition_options(capsys, data_dir):
+    code, out, _ = run(capsys, "analyze", "--help")
+    assert code == 0 and "--attributes" in out
+    assert not any(flag in out for flag in ("--model", "--fmr", "--threshold")), out
+    assert run(capsys, "analyze", data_dir / "video" / "obama.jpg", "--fmr", "1e-4")[0] == 2
+    images = [data_dir / "video" / "obama.jpg", data_dir / "video" / "biden.jpg"]
+    code, out, err = run(capsys, "analyze", *images, "--attributes", "eyes", "--json")
+    assert code == 0, err
+    assert [(Path(r["image"]).name, len(r["faces"])) for r in json.loads(out)] == [("obama.jpg", 1), ("biden.jpg", 1)]
+    code, out, err = run(capsys, "analyze", *images, "--attributes", "eyes")
+    assert code == 0 and out.count("1 face(s)") == 2 and "biden.jpg" in out
+    code, _, err = run(capsys, "analyze", *images, "--out", "a.png")
+    assert code == 2 and "drop --out or give one image" in err

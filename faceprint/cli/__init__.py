@@ -64,7 +64,16 @@ def build_parser() -> argparse.ArgumentParser:
     esub = core.register(sub, common)
     for name in SUBCOMMAND_MODULES:
         importlib.import_module(f"{__name__}.{name}").register(sub, esub, common)
+    _mark_command_parsers(parser)
     return parser
+
+
+def _mark_command_parsers(parser: argparse.ArgumentParser) -> None:
+    """Give each subcommand's namespace its own parser (``command_parser``), for errors with the right usage."""
+    for action in parser._subparsers._group_actions if parser._subparsers else ():
+        for child in action.choices.values():
+            child.set_defaults(command_parser=child)
+            _mark_command_parsers(child)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -73,7 +82,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # no dnn backend chatter on stderr
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # the subcommand's usage, not the top-level one (argparse leaves these to the top parser)
+        command = getattr(args, "command_parser", parser)
+        known = [flag for action in command._actions for flag in action.option_strings if flag.startswith("--")]
+        guesses = [g for flag in unknown if flag.startswith("--")
+                   for g in common.did_you_mean(flag.split("=")[0], known)[:1]]
+        command.error(f"unrecognized arguments: {' '.join(unknown)}"
+                      + (f" (did you mean {' or '.join(guesses)}?)" if guesses else ""))
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:

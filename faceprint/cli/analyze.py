@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_output_option, emit, engine_from_args, table
+from .common import add_output_option, emit, engine_from_args, parent_without, table
 
 
 def _cell(value, text) -> str:
@@ -12,17 +12,33 @@ def _cell(value, text) -> str:
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    """Print each face's attributes (table or JSON); optionally write the photo with them drawn on."""
+    """Print each face's attributes (table or JSON) for every image; optionally write the photo with them drawn on."""
     from ..attributes import parse_attributes
-    from ..pipeline.draw import annotate, save_rgb
+    from ..errors import FaceprintError
 
     wanted = parse_attributes(args.attributes)
+    if args.out and len(args.images) > 1:
+        raise FaceprintError(f"--out writes the annotated copy of one image, and {len(args.images)} were given: "
+                             f"drop --out or give one image")
     engine = engine_from_args(args)
-    analysis = engine.analyze(args.image, wanted)
-    if args.out:
-        image = analysis.faces[0].face.image if analysis.faces else engine.load(args.image)
+    payloads, texts = [], []
+    for path in args.images:
+        payload, text = _analyze_one(engine, path, wanted, args.out)
+        payloads.append(payload)
+        texts.append(text if len(args.images) == 1 else f"{path}\n{text}")
+    emit(args, payloads[0] if len(payloads) == 1 else payloads, "\n\n".join(texts))
+    return 0
+
+
+def _analyze_one(engine, path: str, wanted, out: str | None) -> tuple[dict, str]:
+    """The JSON payload and the table of one image."""
+    from ..pipeline.draw import annotate, save_rgb
+
+    analysis = engine.analyze(path, wanted)
+    if out:
+        image = analysis.faces[0].face.image if analysis.faces else engine.load(path)
         save_rgb(annotate(image, [r.face for r in analysis.faces], labels=[f"#{i}" for i in range(len(analysis.faces))],
-                          notes=[r.notes() for r in analysis.faces]), args.out)
+                          notes=[r.notes() for r in analysis.faces]), out)
     rows = [
         (i, "{:.0f},{:.0f} {:.0f}x{:.0f}".format(*r.face.box.as_list()),
          _cell(r.age, lambda a: f"{a.years:.0f} ({a.low:.0f}-{a.high:.0f})"),
@@ -40,18 +56,18 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     keep += [8] if any(r.not_estimated for r in analysis.faces) else []
     headers = ["#", "box x,y wxh", *columns.values(), "not estimated"]
     text = table([[row[k] for k in keep] for row in rows], [headers[k] for k in keep]) if rows else analysis.reason
-    text += f"\n{len(rows)} face(s)" + (f"; annotated image: {args.out}" if args.out else "")
-    emit(args, {"image": str(args.image), **analysis.to_dict()}, text)
-    return 0
+    text += f"\n{len(rows)} face(s)" + (f"; annotated image: {out}" if out else "")
+    return {"image": str(path), **analysis.to_dict()}, text
 
 
 def register(sub, eval_sub, common) -> None:
-    """Add ``faceprint analyze``."""
+    """Add ``faceprint analyze`` (no --model, --fmr or --threshold: it computes no template)."""
     from ..attributes import ATTRIBUTES
 
-    p = sub.add_parser("analyze", parents=[common],
-                       help="age, gender, expression, head pose, eyes and quality of every face in a photo")
-    p.add_argument("image", help="the photo")
+    p = sub.add_parser("analyze", parents=[parent_without(common, "--model", "--model-config", "--fmr", "--threshold")],
+                       help="age, gender, expression, head pose, eyes and quality of every face in photos")
+    p.add_argument("images", nargs="+", metavar="IMAGE",
+                   help="one or more photos (--json: one object for one photo, a list for several)")
     p.add_argument("--attributes", default="all",
                    help=f"comma-separated, from {','.join(ATTRIBUTES)} (default all); only these are computed")
     add_output_option(p, "--out", kind="image", help="write the photo with each face's box and attributes drawn on it")

@@ -238,3 +238,15 @@ def check_outputs(args: argparse.Namespace) -> None:
         value = getattr(args, dest, None)
         if value is not None:
             check_output(value, option, kind)
+
+
+def parent_without(parent: argparse.ArgumentParser, *flags: str) -> argparse.ArgumentParser:
+    """A copy of the shared-options ``parent`` parser without the options ``flags`` (a command that ignores them).
+
+    ``faceprint analyze`` computes no template, so ``--model``, ``--fmr`` and ``--threshold`` are not offered.
+    """
+    copy = argparse.ArgumentParser(add_help=False)
+    for action in parent._actions:
+        if not set(action.option_strings) & set(flags):
+            copy._add_action(action)
+    return copy
