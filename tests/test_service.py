@@ -498,3 +498,28 @@ def test_liveness_endpoint_answers_per_face_with_the_attack_type(service, data_d
                        headers=auth(admin)).json()
     assert none["is_live"] is False and none["faces"] == [] and "no face found in suit.jpg" in none["reason"]
     assert client.post("/v1/liveness", files=upload("image", samples / "image_T1.jpg")).status_code == 401
+
+
+def test_wrong_fields_and_bad_base64_say_what_was_received(service, team, files):
+    client, app, admin = service
+    h = auth(admin)
+    wrong = client.post("/v1/detect", files=[("photo", ("a.jpg", files["obama_probe"].read_bytes(), "image/jpeg"))],
+                        headers=h)
+    assert wrong.status_code == 400
+    assert "field 'image', got 0; fields received: 'photo'" in wrong.json()["error"]["message"]
+    bad = client.post("/v1/detect", json={"image": ["not base64!"]}, headers=h)
+    assert bad.status_code == 400 and "image 1 of field 'image' is not valid base64" in bad.json()["error"]["message"]
+    enrol = client.post(f"/v1/collections/{team}/persons/x/faces", files=[("image", ("a.jpg", b"x", "image/jpeg"))],
+                        headers=h)
+    assert enrol.status_code == 400 and "fields received: 'image'" in enrol.json()["error"]["message"]
+
+
+def test_metrics_label_the_documentation_routes(service):
+    client, _, _ = service
+    assert client.get("/openapi.json").status_code == 200
+    assert client.get("/docs").status_code == 200
+    assert client.get("/docs/static/swagger-ui.css").status_code == 200
+    assert client.get("/no/such/path").status_code == 404
+    scrape = client.get("/metrics").text
+    counted = set(re.findall(r'faceprint_http_requests_total\{[^}]*route="([^"]+)"', scrape))
+    assert {"/openapi.json", "/docs", "/docs/static/{path}", "unmatched"} <= counted, counted

@@ -222,14 +222,23 @@ AnyReader = Annotated[ApiKey, Depends(_authorizer("reader", collection_scoped=Fa
 AnyAdmin = Annotated[ApiKey, Depends(_authorizer("admin", collection_scoped=False))]
 
 
+class _Images(dict):
+    """Image bytes per field name; ``received`` lists every field name the request sent, in order (for errors)."""
+
+    received: list[str]
+
+
 async def _read_images(request: Request, names: tuple[str, ...], limit: int) -> tuple[dict[str, list], dict]:
     """Image bytes per field name, and the other fields, from a multipart or JSON body."""
     ctype = request.headers.get("content-type", "")
-    images: dict[str, list] = {n: [] for n in names}
+    images = _Images({n: [] for n in names})
+    images.received = []
     fields: dict[str, Any] = {}
     if ctype.startswith("multipart/form-data"):
         form = await request.form(max_files=limit, max_fields=50)
         for key, value in form.multi_items():
+            if key not in images.received:
+                images.received.append(key)
             if hasattr(value, "read"):
                 if key in images:
                     images[key].append((value.filename or key, await value.read()))
@@ -251,6 +260,7 @@ async def _read_images(request: Request, names: tuple[str, ...], limit: int) -> 
             raise BadRequestError(f"body is not valid JSON: {exc}") from exc
         if not isinstance(body, dict):
             raise BadRequestError("JSON body must be an object")
+        images.received = list(body)
         for key, value in body.items():
             if key in images:
                 for i, item in enumerate(value if isinstance(value, list) else [value]):
@@ -260,7 +270,8 @@ async def _read_images(request: Request, names: tuple[str, ...], limit: int) -> 
                         data = base64.b64decode(item.split(",", 1)[-1] if item.startswith("data:") else item,
                                                 validate=True)
                     except (binascii.Error, ValueError) as exc:
-                        raise BadRequestError(f"field {key!r}[{i}] is not valid base64") from exc
+                        raise BadRequestError(f"image {i + 1} of field {key!r} is not valid base64: send the "
+                                              f"file's bytes base64-encoded (or a data: URL)") from exc
                     images[key].append((f"{key}[{i}]", data))
             else:
                 fields[key] = value
@@ -279,8 +290,13 @@ def _chosen_face(engine, label: str, data: bytes, choice: picking.FaceChoice):
 
 
 def _one(images: dict[str, list], name: str) -> tuple[str, bytes]:
+    """The one image of field ``name``; with none, the error names the fields the request did send."""
     if len(images.get(name, [])) != 1:
-        raise BadRequestError(f"expected exactly one image in field {name!r}, got {len(images.get(name, []))}")
+        got = len(images.get(name, []))
+        received = getattr(images, "received", [])
+        sent = f"; fields received: {', '.join(map(repr, received))}" if received else "; the request sent no field"
+        raise BadRequestError(f"expected exactly one image in field {name!r}, got {got}"
+                              + (sent if got == 0 else ""))
     return images[name][0]
 
 
@@ -563,7 +579,8 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         if metadata is not None and not isinstance(metadata, dict):
             raise BadRequestError("metadata must be a JSON object")
         if not images["images"]:
-            raise BadRequestError("no images: send one or more in field 'images'")
+            received = ", ".join(map(repr, images.received)) or "none"
+            raise BadRequestError(f"no images: send one or more in field 'images' (fields received: {received})")
         chosen = picking.choices(fields, len(images["images"]))
         gallery = service.collections.gallery(collection)
 

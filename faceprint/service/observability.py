@@ -100,9 +100,22 @@ class Metrics:
 
 
 def route_of(request) -> str:
-    """The route template that served ``request`` (``unmatched`` when none did)."""
+    """The route template that served ``request`` (``unmatched`` when none did).
+
+    FastAPI's own routes put themselves in the scope; Starlette's plain routes (``/openapi.json``,
+    ``/docs``) and mounts (``/static``, ``/docs/static``) do not, so they are matched here again; a
+    mount's label is ``MOUNT/{path}``.
+    """
+    from starlette.routing import Match, Mount
+
     route = request.scope.get("route")
-    return getattr(route, "path", None) or "unmatched"
+    if route is None:
+        scope = {**request.scope, "path": request.url.path, "root_path": ""}
+        route = next((r for r in request.app.router.routes if r.matches(scope)[0] is Match.FULL), None)
+    path = getattr(route, "path", None)
+    if not path:
+        return "unmatched"
+    return f"{path}/{{path}}" if isinstance(route, Mount) else path
 
 
 def install(app, service) -> Metrics:
