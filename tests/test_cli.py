@@ -330,3 +330,15 @@ def test_analyze_takes_several_images_and_offers_no_recognition_options(capsys, 
     assert code == 0 and out.count("1 face(s)") == 2 and "biden.jpg" in out
     code, _, err = run(capsys, "analyze", *images, "--out", "a.png")
     assert code == 2 and "drop --out or give one image" in err
+
+
+@pytest.mark.parametrize("command,required,gone", [
+    (("eval", "impersonation"), ("--targets", "x", "--attackers", "y"), ("--model", "--fmr", "--threshold")),
+    (("eval", "morph"), ("--images", "x", "--pairs", "y"), ("--model", "--threshold")),
+])
+def test_evaluations_by_profiles_offer_no_ignored_model_option(capsys, command, required, gone):
+    code, out, _ = run(capsys, *command, "--help")
+    assert code == 0 and "--profiles" in out
+    assert not any(flag + " " in out for flag in gone), out
+    code, _, err = run(capsys, *command, "--model", "fast", *required)
+    assert code == 2 and "unrecognized arguments: --model" in err
