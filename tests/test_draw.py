@@ -63,3 +63,32 @@ def test_identify_out_colours_known_unknown_and_skipped(capsys, data_dir, tmp_pa
     obama, biden, child = (_edge(drawn, f.box.as_list()) for f in group_faces)
     assert _share(obama, KNOWN) > 0.95 and _share(biden, UNKNOWN) > 0.95
     assert 0.3 < _share(child, SKIPPED) < 0.7 and _share(child, UNKNOWN) == 0
+
+
+NOTE_GREY = (40, 40, 40)
+
+
+def test_notes_under_a_face_at_the_bottom_of_the_image_are_not_cut_off(engine_fast, data_dir):
+    """A photo cropped just under the chin: the notes move above the label and are drawn whole.
+
+    The same crop with blank rows added below (the notes then fit under the box, at the same text
+    size) shows how many pixels of note background the whole notes cover; the crop must show as many.
+    """
+    from faceprint.pipeline.draw import annotate
+
+    photo = np.asarray(Image.open(data_dir / "video" / "obama.jpg").convert("RGB"))
+    face = engine_fast.detect(photo)[0]
+    bottom = round(face.box.y + face.box.height) + 3
+    crop = np.ascontiguousarray(photo[:bottom])
+    padded = np.concatenate([crop, np.full((200, crop.shape[1], 3), 255, np.uint8)])
+    assert max(padded.shape[:2]) == max(crop.shape[:2])  # same text size in both
+    notes = [["age 52 (41-63)", "male 0.98", "eyes open 0.52"]]
+    face = engine_fast.detect(crop)[0]
+
+    def note_pixels(image: np.ndarray) -> int:
+        drawn = annotate(image, [face], labels=["#0"], notes=notes)
+        return int(np.sum(np.all(drawn == NOTE_GREY, axis=2) & ~np.all(image == NOTE_GREY, axis=2)))
+
+    whole = note_pixels(padded)
+    assert whole > 1000
+    assert note_pixels(crop) == whole

@@ -41,7 +41,8 @@ def annotate(image: np.ndarray, faces: Sequence[Face], labels: Sequence[str | No
     Without ``labels`` each face is labelled with its detector score (green). A label of ``None``
     draws the face as unknown (red). A face whose ``skipped`` entry is true (it failed the quality
     gate) is drawn with a grey dashed box labelled "skipped", whatever its label. ``notes`` are
-    lines of text written under each face's box (its attributes, for instance). ``labels``,
+    lines of text written under each face's box (its attributes, for instance); where they would run
+    off the bottom of the image they go above the box's label, or inside the box. ``labels``,
     ``skipped`` and ``notes``, when given, have one entry per face.
     """
     for name, given in (("labels", labels), ("skipped flags", skipped), ("notes", notes)):
@@ -68,14 +69,28 @@ def annotate(image: np.ndarray, faces: Sequence[Face], labels: Sequence[str | No
         cv2.rectangle(out, (x, top), (x + tw + 4, top + th + base + 4), colour, -1)
         cv2.putText(out, text, (x + 2, top + th + 2), cv2.FONT_HERSHEY_SIMPLEX, font_scale,
                     (255, 255, 255), thickness, cv2.LINE_AA)
-        line_top = y + h + 2
-        for line in notes[i] if notes is not None else ():
-            (tw, th), base = cv2.getTextSize(line, cv2.FONT_HERSHEY_SIMPLEX, font_scale, thickness)
-            cv2.rectangle(out, (x, line_top), (x + tw + 4, line_top + th + base + 4), (40, 40, 40), -1)
-            cv2.putText(out, line, (x + 2, line_top + th + 2), cv2.FONT_HERSHEY_SIMPLEX, font_scale,
+        lines = list(notes[i]) if notes is not None else []
+        sizes = [cv2.getTextSize(line, cv2.FONT_HERSHEY_SIMPLEX, font_scale, thickness) for line in lines]
+        block = sum(th + base + 4 for (_, th), base in sizes)
+        line_top = _notes_top(out.shape[0], y, h, top, block)
+        for line, ((tw, th), base) in zip(lines, sizes):
+            left = max(0, min(x, out.shape[1] - tw - 4))  # inside the image on the right too
+            cv2.rectangle(out, (left, line_top), (left + tw + 4, line_top + th + base + 4), (40, 40, 40), -1)
+            cv2.putText(out, line, (left + 2, line_top + th + 2), cv2.FONT_HERSHEY_SIMPLEX, font_scale,
                         (255, 255, 255), thickness, cv2.LINE_AA)
             line_top += th + base + 4
     return out
+
+
+def _notes_top(height: int, y: int, h: int, label_top: int, block: int) -> int:
+    """Where a face's block of notes (``block`` px tall) starts: under the box when it fits in the image,
+    else above the box's label, else inside the box at its bottom (never cut off by the image's edge
+    when the image is taller than the block)."""
+    if y + h + 2 + block <= height:
+        return y + h + 2
+    if label_top - block >= 0:
+        return label_top - block
+    return max(0, min(y + h, height) - block)
 
 
 def save_rgb(image: np.ndarray, path: str) -> None:
