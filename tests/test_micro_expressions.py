@@ -19,7 +19,7 @@ from PIL import Image
 
 from faceprint.cli import main
 from faceprint.evaluation.micro import Plant, score_spotting
-from faceprint.video.micro import spot_frames
+from faceprint.video.micro import SpotSettings, spot_frames, spot_in_tracks
 from faceprint.video.source import Frame
 
 PLANTS = [("AJ_Cook/AJ_Cook_0001.jpg", "right brow"), ("AJ_Lamas/AJ_Lamas_0001.jpg", "left mouth corner"),
@@ -55,3 +55,30 @@ def test_hamilton_speech_and_blinks_are_not_all_reported(clip, tmp_path, capsys)
     assert len(result["events"]) <= 5
     assert all(e["duration_s"] <= 0.5 for e in result["events"])
     assert plot.stat().st_size > 10_000
+
+
+def _bump(n: int, start: int, rise: int, fall: int, height: float = 0.05) -> np.ndarray:
+    """A movement track (IOD) with low jitter and one smooth bump from ``start``: ``rise`` frames up, ``fall`` down."""
+    m = 0.001 + 0.0005 * np.random.default_rng(3).random(n)
+    shape = np.concatenate([np.linspace(0, 1, rise + 1)[1:], np.linspace(1, 0, fall + 2)[1:-1]])
+    m[start:start + len(shape)] += height * shape
+    m[0] = np.nan  # the first frame has nothing to compare with
+    return m
+
+
+def test_a_gap_in_the_face_track_does_not_end_a_movement():
+    """A movement cut off by a gap (no face, the largest face jumps) has no real offset and is not reported;
+    the same movement with its real offset is; one longer than 0.5 s is not made short by a gap."""
+    fps, settings = 30.0, SpotSettings()
+    whole = _bump(90, 40, 4, 5)
+    assert [(e.onset <= 40, e.apex, e.offset >= 48) for e in spot_in_tracks({"right eye": whole}, fps, settings)] \
+        == [(True, 43, True)]
+    cut = whole.copy()
+    cut[45:50] = np.nan  # the face is lost two frames after the apex, before the movement is over
+    assert spot_in_tracks({"right eye": cut}, fps, settings) == []
+    slow = _bump(120, 30, 12, 20)  # about 1 s: a macro expression
+    assert spot_in_tracks({"right eye": slow}, fps, settings) == []
+    slow[40:44] = np.nan  # a gap in the rise used to leave a short run ending at the gap
+    assert spot_in_tracks({"right eye": slow}, fps, settings) == []
+    end = _bump(60, 50, 4, 5)[:55]  # the clip ends during the movement
+    assert spot_in_tracks({"right eye": end}, fps, settings) == []

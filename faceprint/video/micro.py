@@ -18,7 +18,10 @@ when that distance exceeds ``noise_k`` times the region's median absolute deviat
 least ``min_intensity`` IOD). A run of moving frames is an event when it lasts at most
 ``max_duration_s`` (0.5 s, the usual upper bound of a micro-expression) and its apex stays below
 ``max_intensity`` IOD (larger is an ordinary, macro expression or a head movement the nose did not
-share); onset and offset are the run's first and last frames, apex its largest displacement.
+share); onset and offset are the run's first and last frames, apex its largest displacement. A run
+that a gap in the face track cuts off (no face, the largest face jumps, a scene cut), or that the
+clip's start or end cuts off, has no real onset or offset and is not reported: a gap is not the
+end of a movement.
 
 Regions (subject's right and left as in :class:`faceprint.types.Face`): ``right brow``,
 ``left brow`` (dlib 17-21, 22-26), ``right eye``, ``left eye`` (36-41, 42-47), ``right mouth
@@ -174,6 +177,10 @@ def spot_in_tracks(movement: dict[str, np.ndarray], fps: float, settings: SpotSe
                 first -= 1
             while last + 1 < len(m) and np.nan_to_num(m[last + 1]) > limit / 2:
                 last += 1
+            before = m[first - 1] if first > 0 else np.nan
+            after = m[last + 1] if last + 1 < len(m) else np.nan
+            if np.isnan(before) or np.isnan(after):
+                continue  # cut off by a gap in the face track (or the clip's end): no real onset or offset
             apex = first + int(np.nanargmax(m[first:last + 1]))
             frames = last - first + 1
             if frames < settings.min_frames or frames / fps > settings.max_duration_s:
