@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import emit, table
+from .common import add_output_option, emit, table
 
 
 def cmd_eval_age(args: argparse.Namespace) -> int:
@@ -53,14 +53,14 @@ def register(sub: argparse._SubParsersAction, eval_sub: argparse._SubParsersActi
                             help="apparent-age MAE, within-5-years share and gender accuracy on UTKFace-named "
                                  "photos (age_gender_race_date.jpg...), by decade, gender and race")
     e.add_argument("dir", help="folder of UTKFace photos (labels are read from the file names)")
-    e.add_argument("--out", default=None, help="folder for report.json and mae_by_decade.png")
+    add_output_option(e, "--out", kind="folder", default=None, help="folder for report.json and mae_by_decade.png")
     e.add_argument("--limit", type=int, default=None, help="only the first N photos (sorted by name)")
     e.set_defaults(func=cmd_eval_age)
     e = eval_sub.add_parser("expression", parents=[common],
                             help="expression accuracy, recall per class, macro F1 and confusion matrix on a "
                                  "folder with one sub-folder per class (FER2013 or CK+ names)")
     e.add_argument("dir", help="folder with one sub-folder per expression (angry/anger, happy, sad/sadness, ...)")
-    e.add_argument("--out", default=None, help="folder for report.json and confusion.png")
+    add_output_option(e, "--out", kind="folder", default=None, help="folder for report.json and confusion.png")
     e.add_argument("--detect", action="store_true",
                    help="find the face in each image (whole photos); default: each file is a face crop, as in FER2013")
     e.add_argument("--limit", type=int, default=None, help="at most N images per class")
