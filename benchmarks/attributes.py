@@ -36,6 +36,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from faceprint.attributes.analyzer import FaceAnalyzer  # noqa: E402
 from faceprint.evaluation.attributes import decade, utkface_labels  # noqa: E402
 from faceprint.models import registry  # noqa: E402
 from faceprint.models.age_gender import AgeGenderNet  # noqa: E402
@@ -136,6 +137,9 @@ def main() -> None:
                                              for _, _, i, f in items[:args.faces]],
     }
     speed["faceprint expression + age-gender"] = [a + b for a, b in zip(*speed.values())]
+    analyzer = FaceAnalyzer()  # the registry's networks: run under `taskset -c 0` for a one-core figure
+    speed["faceprint every attribute (Engine.analyze's FaceAnalyzer)"] = [timed(lambda f=f: analyzer.analyze([f]))
+                                                                        for _, _, _, f in items[:args.faces]]
     if args.peer_python:
         request = [[str(p), [f.box.x, f.box.y, f.box.x + f.box.width - 1, f.box.y + f.box.height - 1]]
                    for p, _, _, f in items]
