@@ -17,7 +17,7 @@ import pytest
 from faceprint.errors import ModelUnavailableError, UnsupportedInputError
 from faceprint.evaluation.pad import (PadDatasetError, apcer, bpcer, bpcer_by_group, pad_folders, pad_metrics,
                                       run_pad_eval)
-from faceprint.models import minifasnet
+from faceprint.models import minifasnet, onnx_runtime
 from faceprint.models.minifasnet import CLASSES, MiniFASNetV2, context_crop
 from faceprint.pad import attacks
 from faceprint.models.pad_cues import CUES, recapture_cues
@@ -217,7 +217,7 @@ def test_corrupt_input_raises_the_documented_errors(pad, data_dir, tmp_path, mon
         pad.check(image[..., 0], None)
     broken = tmp_path / "MiniFASNetV2.onnx"
     broken.write_bytes(b"not an onnx file")
-    monkeypatch.setattr(minifasnet, "weights_file", lambda name: broken)
+    monkeypatch.setattr(onnx_runtime, "weights_file", lambda name: broken)
     with pytest.raises(ModelUnavailableError, match="damaged"):
         MiniFASNetV2()
     monkeypatch.undo()

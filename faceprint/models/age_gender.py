@@ -33,10 +33,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..errors import ModelUnavailableError, UnsupportedInputError
+from ..errors import UnsupportedInputError
 from ..types import Face
-from .base import ModelCard, weights_file
-from .onnx_runtime import OnnxModel
+from .base import ModelCard
+from .onnx_runtime import bundled_model
 from .warp import align_face
 
 WEIGHTS = "age_gender.onnx"
@@ -131,12 +131,7 @@ class AgeGenderNet:
     )
 
     def __init__(self, threads: int = 1) -> None:
-        path = weights_file(self.file)
-        try:
-            self._model = OnnxModel(path, threads=threads)
-        except Exception as exc:  # onnxruntime raises its own Fail / InvalidProtobuf types
-            raise ModelUnavailableError(f"{path} cannot be loaded ({type(exc).__name__}): the file is damaged; "
-                                        "reinstall faceprint ('faceprint doctor' checks every model file)") from exc
+        self._model = bundled_model(self.file, threads=threads)
 
     def crop(self, image_rgb: np.ndarray, face: Face) -> np.ndarray:
         """The network's crop of ``face`` in the RGB uint8 ``image_rgb``: RGB uint8 64x64, UTKFace framing."""

@@ -23,10 +23,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..errors import ModelUnavailableError
 from ..types import Box
-from .base import ModelCard, weights_file
-from .onnx_runtime import OnnxModel
+from .base import ModelCard
+from .onnx_runtime import bundled_model
 
 #: Names of the three output classes, in the networks' order.
 CLASSES = ("print", "live", "screen")
@@ -93,12 +92,7 @@ class MiniFASNet:
     scale: float
 
     def __init__(self) -> None:
-        path = weights_file(self.file)
-        try:
-            self._model = OnnxModel(path, threads=1)
-        except Exception as exc:  # onnxruntime raises its own Fail / InvalidProtobuf types
-            raise ModelUnavailableError(f"{path} cannot be loaded ({type(exc).__name__}): the file is damaged; "
-                                        "reinstall faceprint ('faceprint doctor' checks every model file)") from exc
+        self._model = bundled_model(self.file, threads=1)
 
     def crop(self, image: np.ndarray, box: Box) -> ContextCrop:
         """This network's context crop of ``box`` in the RGB uint8 ``image``."""

@@ -10,6 +10,9 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
+from ..errors import ModelUnavailableError
+from .base import weights_file
+
 
 def default_threads() -> int:
     """Threads per ONNX Runtime session: as many as OpenCV may use (``cv2.setNumThreads``).
@@ -58,3 +61,17 @@ class OnnxModel:
                 outs = [self.session.run(None, {self.input_name: blob[i : i + 1]})[0] for i in range(blob.shape[0])]
                 return np.concatenate(outs, axis=0).astype(np.float32)
             return self.session.run(None, {self.input_name: blob})[0].astype(np.float32)
+
+
+def bundled_model(file: str, threads: int | None = None) -> OnnxModel:
+    """The session of ``file``, one of the weights bundled in ``faceprint/models/weights/``.
+
+    Raises :class:`~faceprint.errors.ModelUnavailableError` (saying how to repair the install) when
+    ONNX Runtime cannot load the file.
+    """
+    path = weights_file(file)
+    try:
+        return OnnxModel(path, threads=threads)
+    except Exception as exc:  # onnxruntime raises its own Fail / InvalidProtobuf types
+        raise ModelUnavailableError(f"{path} cannot be loaded ({type(exc).__name__}): the file is damaged; "
+                                    "reinstall faceprint ('faceprint doctor' checks every model file)") from exc
