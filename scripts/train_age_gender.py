@@ -37,9 +37,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from training_common import block, pack_mosaic, random_similarity, read_mosaic
 
 SIZE = 64
-GRID_COLS = 128
 AGES = 101
 
 
@@ -74,52 +74,17 @@ def read_folder(folder: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def pack(crops: np.ndarray, labels: np.ndarray, out: Path, quality: int) -> None:
-    import cv2
-
-    rows = math.ceil(len(crops) / GRID_COLS)
-    mosaic = np.zeros((rows * SIZE, GRID_COLS * SIZE, 3), np.uint8)
-    for i, c in enumerate(crops):
-        r, k = divmod(i, GRID_COLS)
-        mosaic[r * SIZE:(r + 1) * SIZE, k * SIZE:(k + 1) * SIZE] = c
-    out.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(out / "utkface-train.webp"), mosaic[..., ::-1], [cv2.IMWRITE_WEBP_QUALITY, quality])
-    np.save(out / "utkface-train-labels.npy", labels.astype(np.int16))
+    pack_mosaic(crops, labels, out / "utkface-train.webp", out / "utkface-train-labels.npy", quality)
 
 
 def read_packed(folder: Path) -> tuple[np.ndarray, np.ndarray]:
-    import cv2
-
-    labels = np.load(folder / "utkface-train-labels.npy").astype(np.int64)
-    mosaic = cv2.imread(str(folder / "utkface-train.webp"))[..., ::-1]
-    crops = np.empty((len(labels), SIZE, SIZE, 3), np.uint8)
-    for i in range(len(labels)):
-        r, k = divmod(i, GRID_COLS)
-        crops[i] = mosaic[r * SIZE:(r + 1) * SIZE, k * SIZE:(k + 1) * SIZE]
-    return crops, labels
+    return read_mosaic(folder / "utkface-train.webp", folder / "utkface-train-labels.npy", SIZE, rgb=True)
 
 
 def split(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(train, held-out) indices: a seeded sixth held out."""
     order = np.random.default_rng(seed).permutation(n)
     return order[n // 6:], order[:n // 6]
-
-
-class SqueezeExcite(nn.Module):
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.fc1 = nn.Conv2d(channels, max(8, channels // 8), 1)
-        self.fc2 = nn.Conv2d(max(8, channels // 8), channels, 1)
-
-    def forward(self, x):
-        return x * torch.sigmoid(self.fc2(F.relu(self.fc1(F.adaptive_avg_pool2d(x, 1)))))
-
-
-def block(cin: int, cout: int, se: bool) -> nn.Sequential:
-    layers = [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-              nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
-    if se:
-        layers.append(SqueezeExcite(cout))
-    return nn.Sequential(*layers)
 
 
 class AgeGenderCNN(nn.Module):
@@ -174,14 +139,7 @@ def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     def rand(*shape):
         return torch.rand(*shape, generator=gen, device=dev)
 
-    angle = (rand(n) * 2 - 1) * math.radians(10)
-    scale = 1 + (rand(n) * 2 - 1) * 0.08
-    flip = torch.where(rand(n) < 0.5, -1.0, 1.0)
-    tx, ty = (rand(n) * 2 - 1) * 0.1, (rand(n) * 2 - 1) * 0.1
-    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-    theta = torch.stack([torch.stack([cos * flip, -sin, tx], 1), torch.stack([sin * flip, cos, ty], 1)], 1)
-    x = F.grid_sample(x, F.affine_grid(theta, list(x.shape), align_corners=False), mode="bilinear",
-                      padding_mode="border", align_corners=False)
+    x = random_similarity(x, gen, scale=0.08, shift=0.1)
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
     x = (x - mean) * (1 + (rand(n, 1, 1, 1) * 2 - 1) * 0.25) + mean + (rand(n, 1, 1, 1) * 2 - 1) * 20
     x = x * (1 + (rand(n, 3, 1, 1) * 2 - 1) * 0.06)  # colour balance

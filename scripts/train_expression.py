@@ -37,10 +37,10 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from training_common import block, pack_mosaic, random_similarity, read_mosaic
 
 CLASSES = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
 TILE = 48
-GRID_COLS = 128
 
 
 def read_folder(folder: str) -> tuple[np.ndarray, np.ndarray]:
@@ -59,51 +59,13 @@ def read_folder(folder: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def pack(images: np.ndarray, labels: np.ndarray, out: Path, split: str, quality: int) -> None:
-    """Write ``images`` as one WebP mosaic of 48x48 tiles (GRID_COLS per row) and the labels as .npy."""
-    import cv2
-
-    rows = math.ceil(len(images) / GRID_COLS)
-    mosaic = np.zeros((rows * TILE, GRID_COLS * TILE), np.uint8)
-    for i, grey in enumerate(images):
-        r, c = divmod(i, GRID_COLS)
-        mosaic[r * TILE:(r + 1) * TILE, c * TILE:(c + 1) * TILE] = grey
-    out.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(out / f"{split}.webp"), mosaic, [cv2.IMWRITE_WEBP_QUALITY, quality])
-    np.save(out / f"{split}-labels.npy", labels.astype(np.uint8))
+    """Write ``images`` as one WebP mosaic of 48x48 tiles and the labels as .npy."""
+    pack_mosaic(images, labels, out / f"{split}.webp", out / f"{split}-labels.npy", quality, np.uint8)
 
 
 def read_packed(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     """The crops and labels :func:`pack` wrote."""
-    import cv2
-
-    labels = np.load(folder / f"{split}-labels.npy").astype(np.int64)
-    mosaic = cv2.imread(str(folder / f"{split}.webp"), cv2.IMREAD_GRAYSCALE)
-    images = np.empty((len(labels), TILE, TILE), np.uint8)
-    for i in range(len(labels)):
-        r, c = divmod(i, GRID_COLS)
-        images[i] = mosaic[r * TILE:(r + 1) * TILE, c * TILE:(c + 1) * TILE]
-    return images, labels
-
-
-class SqueezeExcite(nn.Module):
-    """Channel attention of Hu et al. (2018), reduction 8."""
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.fc1 = nn.Conv2d(channels, max(8, channels // 8), 1)
-        self.fc2 = nn.Conv2d(max(8, channels // 8), channels, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w = F.adaptive_avg_pool2d(x, 1)
-        return x * torch.sigmoid(self.fc2(F.relu(self.fc1(w))))
-
-
-def block(cin: int, cout: int, se: bool) -> nn.Sequential:
-    layers = [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-              nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
-    if se:
-        layers.append(SqueezeExcite(cout))
-    return nn.Sequential(*layers)
+    return read_mosaic(folder / f"{split}.webp", folder / f"{split}-labels.npy", TILE, rgb=False)
 
 
 class ExpressionCNN(nn.Module):
@@ -159,14 +121,7 @@ def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     def rand(*shape):
         return torch.rand(*shape, generator=gen, device=dev)
 
-    angle = (rand(n) * 2 - 1) * math.radians(10)
-    scale = 1 + (rand(n) * 2 - 1) * 0.1
-    flip = torch.where(rand(n) < 0.5, -1.0, 1.0)
-    tx, ty = (rand(n) * 2 - 1) * 0.2, (rand(n) * 2 - 1) * 0.2
-    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-    theta = torch.stack([torch.stack([cos * flip, -sin, tx], 1), torch.stack([sin * flip, cos, ty], 1)], 1)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    x = random_similarity(x, gen, scale=0.1, shift=0.2)
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
     contrast = 1 + (rand(n, 1, 1, 1) * 2 - 1) * 0.3
     bright = (rand(n, 1, 1, 1) * 2 - 1) * 25
