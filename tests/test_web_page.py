@@ -124,6 +124,31 @@ def test_enrol_identify_delete_in_the_browser(server, page, data_dir, tmp_path):
     sync_api.expect(status).to_contain_text("(no_face)")
 
 
+def test_fair_collection_from_the_keyboard(server, page):
+    """Create a fair collection with the keyboard only; the list says "fair" with its own threshold."""
+    page.goto(server.url + "/")
+    page.evaluate("sessionStorage.clear()")
+    page.get_by_label("API key").fill(server.admin_key)
+    page.keyboard.press("Enter")
+    sync_api.expect(page.locator("#status")).to_have_text("Key accepted.")
+    page.locator("summary").focus()
+    page.keyboard.press("Enter")  # opens "New collection"
+    page.keyboard.press("Tab")
+    page.keyboard.type("fairset")
+    page.keyboard.press("Tab")  # keep uploaded images
+    page.keyboard.press("Tab")  # fair scores
+    sync_api.expect(page.get_by_label("fair scores")).to_be_focused()
+    page.keyboard.press("Space")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")  # Create
+    sync_api.expect(page.locator("#status")).to_have_text("Created collection fairset (fair scores).")
+    chosen = page.locator("#collection option:checked")
+    sync_api.expect(chosen).to_have_text("fairset (fair, threshold 0.4794)")  # FSN's own, not 0.3586
+    assert [t for t in page.locator("#collection option").all_inner_texts() if "fair" in t] == [chosen.inner_text()]
+    sync_api.expect(page.locator("#threshold")).to_contain_text("Threshold in use: 0.4794 fair-normalised score")
+    sync_api.expect(page.locator("#threshold")).to_contain_text("+fair")
+
+
 def test_wrong_key_is_refused_on_the_page(server, page):
     page.goto(server.url + "/")
     page.evaluate("sessionStorage.clear()")

@@ -38,10 +38,15 @@ async function api(method, path, body) {
 const enc = encodeURIComponent;
 const base = () => "/v1/collections/" + enc(state.collection);
 
+// A collection as the list shows it: its name, and for a fair one "fair" with its threshold.
+function collectionLabel(c) {
+  return c.fair ? `${c.name} (fair, threshold ${c.threshold.toFixed(4)})` : c.name;
+}
+
 async function loadCollections() {
   const list = await api("GET", "/v1/collections");
   const select = $("collection");
-  select.replaceChildren(...list.map((c) => new Option(c.name, c.name)));
+  select.replaceChildren(...list.map((c) => new Option(collectionLabel(c), c.name)));
   if (list.some((c) => c.name === state.collection)) select.value = state.collection;
   state.collection = select.value;
   await showCollection();
@@ -55,7 +60,8 @@ async function showCollection() {
   }
   const c = await api("GET", base());
   state.keepImages = c.keep_images;
-  $("threshold").textContent = `Threshold in use: ${c.threshold.toFixed(4)} cosine similarity ` +
+  $("threshold").textContent = `Threshold in use: ${c.threshold.toFixed(4)} ` +
+    `${c.fair ? "fair-normalised score" : "cosine similarity"} ` +
     `(false-match rate ${c.fmr}, profile ${c.profile}, model ${c.model}). ` +
     `${c.persons} people, ${c.faces} faces.`;
   await loadPeople();
@@ -261,10 +267,11 @@ $("refresh").addEventListener("click", guard(loadCollections));
 
 $("create-form").addEventListener("submit", guard(async () => {
   const name = $("new-name").value.trim();
-  await api("POST", "/v1/collections", { name, keep_images: $("new-keep").checked });
+  const fair = $("new-fair").checked;
+  await api("POST", "/v1/collections", { name, keep_images: $("new-keep").checked, fair });
   state.collection = name;
   await loadCollections();
-  say(`Created collection ${name}.`);
+  say(`Created collection ${name}${fair ? " (fair scores)" : ""}.`);
 }));
 
 function showEnrolled(r) {
