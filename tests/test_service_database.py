@@ -80,6 +80,27 @@ def test_enrolment_on_one_replica_is_identified_on_the_other(replicas, files):
     assert r.status_code == 409 and r.json()["error"]["code"] == "duplicate_identity"
 
 
+def test_fair_collection_on_the_database(replicas, data_dir):
+    """A fair collection enrols and identifies a real face with its own threshold, and the other replica sees it fair."""
+    lfw = data_dir / "lfw-view1" / "images"
+    powell = sorted((lfw / "Colin_Powell").iterdir())
+    a, b, admin = replicas
+    name = new_collection(a, admin, fair=True)
+    made = b.get(f"/v1/collections/{name}", headers=auth(admin)).json()
+    plain = b.get(f"/v1/collections/{new_collection(b, admin)}", headers=auth(admin)).json()
+    assert made["fair"] and made["model"] == plain["model"] + "+fair" and not plain["fair"]
+    assert made["threshold"] != plain["threshold"]  # the normaliser's own threshold at the same FMR
+    assert [c["fair"] for c in b.get("/v1/collections", headers=auth(admin)).json() if c["name"] == name] == [True]
+    r = a.post(f"/v1/collections/{name}/persons/powell/faces", files=upload("images", *powell[:2]), headers=auth(admin))
+    assert r.status_code == 201, r.text
+    for probe, person in ((powell[2], "powell"), (sorted((lfw / "Tony_Blair").iterdir())[0], None)):
+        r = b.post(f"/v1/collections/{name}/identify", files=upload("image", probe), headers=auth(admin))
+        assert r.status_code == 200, r.text
+        out = r.json()
+        assert out["model"] == made["model"] and out["threshold"] == pytest.approx(made["threshold"], abs=1e-4)
+        assert out["faces"][0]["person"] == person, out
+
+
 def test_stored_columns_are_ciphertext(replicas, files, pg_url):
     import psycopg
 
