@@ -234,6 +234,41 @@ def test_failure_counts_are_shared_by_replicas(pg_url):
         two.close()
 
 
+def test_challenge_table_made_before_its_migration_is_kept(pg_url, monkeypatch):
+    """A database at schema version 2 whose liveness_challenges table the store made itself migrates to 3, rows kept."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg
+
+    from faceprint.service import challenges as active
+    from faceprint.service import database
+
+    name = "old_" + uuid.uuid4().hex[:10]
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    parts = urlsplit(pg_url)
+    url = urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
+    with monkeypatch.context() as m:  # the service tables as faceprint before the step made them
+        m.setattr(database, "SCHEMA_VERSION", 2)
+        m.setattr(database, "MIGRATIONS", database.MIGRATIONS[:2])
+        database.migrate(url)
+    record = active.new_record("key1", n_steps=2)
+    with psycopg.connect(url, autocommit=True) as conn:  # the table and a row, as the store made them then
+        conn.execute("CREATE TABLE IF NOT EXISTS faceprint_service.liveness_challenges (id text PRIMARY KEY, "
+                     "started_at double precision NOT NULL, record jsonb NOT NULL)")
+        conn.execute("INSERT INTO faceprint_service.liveness_challenges VALUES (%s, %s, %s)",
+                     (record.id, record.started_at, json.dumps(record.to_dict())))
+    store = active.PostgresChallengeStore(url)  # migrates to version 3
+    try:
+        assert store.get(record.id) == record
+        database.migrate(url)  # once at the newest version, again is nothing
+        with psycopg.connect(url) as conn:
+            version = conn.execute("SELECT value FROM faceprint_service.meta WHERE key = 'schema_version'").fetchone()
+        assert version == (str(database.SCHEMA_VERSION),) and database.SCHEMA_VERSION == 3
+    finally:
+        store.close()
+
+
 def test_verify_lockout_counts_across_replicas(replicas, files):
     """Failures spread over both replicas meet one count: the 6th attempt (limit 5 per key) is refused by either."""
     a, b, admin = replicas

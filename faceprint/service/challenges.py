@@ -287,32 +287,27 @@ def verdict_reason(verdict: ActiveLivenessResult) -> str | None:
 
 
 class PostgresChallengeStore:
-    """Challenge records in PostgreSQL (``<schema>.liveness_challenges``, one JSONB row each), shared by replicas.
+    """Challenge records in PostgreSQL (``faceprint_service.liveness_challenges``, JSONB rows), shared by replicas.
 
     ``update`` reads the row with ``SELECT ... FOR UPDATE`` and writes it back in the same
     transaction, so two frames of one challenge posted to two replicas never interleave. Each
     thread has its own connection. Rows older than ``ttl_s`` are ignored and deleted when the next
-    challenge is added. The table is created on first use (``CREATE ... IF NOT EXISTS`` under a
-    transaction-scoped advisory lock).
+    challenge is added. The table is one of the service schema's, made by its migrations
+    (:func:`faceprint.service.database.migrate`, schema version 3).
     """
 
-    _LOCK = 0x66_63_68_61_6C_6C  # "fchall": the advisory lock key for creating the table
-
-    def __init__(self, url: str, *, schema: str = "faceprint_service", ttl_s: float = CHALLENGE_TTL_S,
-                 max_records: int = MAX_CHALLENGES, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, url: str, *, ttl_s: float = CHALLENGE_TTL_S, max_records: int = MAX_CHALLENGES,
+                 clock: Callable[[], float] = time.time) -> None:
         import psycopg
         from psycopg import sql
 
+        from .database import SCHEMA, migrate
+
+        migrate(url)
         self._psycopg, self._url = psycopg, url
         self.ttl_s, self.max_records, self.clock = ttl_s, max_records, clock
-        self._table = sql.Identifier(schema, "liveness_challenges")
+        self._table = sql.Identifier(SCHEMA, "liveness_challenges")
         self._local = threading.local()
-        with self._connection().transaction():
-            conn = self._connection()
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._LOCK,))
-            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
-            conn.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} (id text PRIMARY KEY, started_at double precision "
-                                 "NOT NULL, record jsonb NOT NULL)").format(self._table))
 
     def _connection(self):
         conn = getattr(self._local, "conn", None)

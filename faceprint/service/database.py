@@ -11,6 +11,8 @@ Nothing that must agree between replicas is held in a process:
   schema ``c_<hex>`` per collection, encrypted when the service has a key). Each process keeps the
   gallery connection open, but every use first reads the row again: a collection deleted (or
   deleted and made again) through another replica is never served from a stale connection.
+* Liveness challenges in flight (:class:`~faceprint.service.challenges.PostgresChallengeStore`) are
+  rows of one table, so any replica takes any frame of any challenge.
 * Failed verifications counted against the lockout limits (:class:`PostgresFailureStore`, the
   store behind :class:`~faceprint.service.lockout.VerifyLockout`) are rows of one table, so a
   guesser spreading attempts over replicas meets one count. The times are each replica's clock:
@@ -51,7 +53,7 @@ except ImportError as exc:  # pragma: no cover - depends on the install
 log = logging.getLogger(__name__)
 
 SCHEMA = "faceprint_service"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _MIGRATION_LOCK = 0x66_61_63_65_73_76  # "facesv": one advisory lock key for the service tables' migrations
 
 # version -> SQL to go from version-1 to version, in schema {s}. Append new versions; never edit one.
@@ -67,6 +69,14 @@ CREATE TABLE {s}.collections (
     (2, """
 CREATE TABLE {s}.verify_failures (scope text NOT NULL, at double precision NOT NULL);
 CREATE INDEX verify_failures_scope ON {s}.verify_failures (scope, at);
+"""),
+    # Liveness challenges (faceprint.service.challenges.PostgresChallengeStore). Faceprint before this step
+    # made the table itself, IF NOT EXISTS under the advisory lock "fchall" (0x666368616C6C); so does this
+    # step: it keeps such a database's table and rows, and waits for a replica not yet upgraded.
+    (3, """
+SELECT pg_advisory_xact_lock(112577139010668);
+CREATE TABLE IF NOT EXISTS {s}.liveness_challenges (
+    id text PRIMARY KEY, started_at double precision NOT NULL, record jsonb NOT NULL);
 """),
 ]
 
