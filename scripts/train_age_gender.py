@@ -37,7 +37,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from training_common import block, pack_mosaic, random_similarity, read_mosaic
+from training_common import block, pack_mosaic, quantise_int8, random_similarity, read_mosaic
 
 SIZE = 64
 AGES = 101
@@ -300,23 +300,7 @@ def embedding_head(folder: str, seed: int) -> None:
 
 def quantise(source: Path, target: Path, calibration: np.ndarray) -> None:
     """Static QDQ int8 quantisation by ONNX Runtime (weights per channel), calibrated on RGB crops [n, 64, 64, 3]."""
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    blobs = calibration.transpose(0, 3, 1, 2).astype(np.float32)
-
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.items = iter([{"rgb": blobs[i:i + 1]} for i in range(len(blobs))])
-
-        def get_next(self):
-            return next(self.items, None)
-
-    prepared = target.with_suffix(".prepared.onnx")
-    quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
-    quantize_static(str(prepared), str(target), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
-    prepared.unlink()
+    quantise_int8(source, target, "rgb", calibration.transpose(0, 3, 1, 2).astype(np.float32))
 
 
 def run_onnx(path: Path, crops: np.ndarray) -> np.ndarray:

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from training_common import block, pack_mosaic, random_similarity, read_mosaic
+from training_common import block, pack_mosaic, quantise_int8, random_similarity, read_mosaic
 
 CLASSES = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
 TILE = 48
@@ -168,9 +168,6 @@ def export_ensemble(members: list[str], path: Path, data: str) -> None:
     Static QDQ quantisation by ONNX Runtime (weights int8 per channel, activations uint8),
     calibrated on every 100th crop of the FER2013 Training split.
     """
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
     nets = []
     for member in members:
         recipe, state = member.split("=", 1)
@@ -182,19 +179,7 @@ def export_ensemble(members: list[str], path: Path, data: str) -> None:
                       output_names=["probabilities"], dynamic_axes={"grey": {0: "n"}, "probabilities": {0: "n"}},
                       opset_version=17, dynamo=False)
     calibration = read_folder(os.path.join(data, "fer2013-train"))[0][::100].astype(np.float32)[:, None]
-
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.items = iter([{"grey": calibration[i:i + 1]} for i in range(len(calibration))])
-
-        def get_next(self):
-            return next(self.items, None)
-
-    prepared = path.with_suffix(".prepared.onnx")
-    quant_pre_process(str(float_path), str(prepared), skip_symbolic_shape=True)
-    quantize_static(str(prepared), str(path), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
-    prepared.unlink()
+    quantise_int8(float_path, path, "grey", calibration)
     print(f"ensemble of {len(nets)} exported: {path} ({path.stat().st_size / 1e6:.2f} MB int8; "
           f"float32 graph kept at {float_path})")
 

@@ -86,3 +86,26 @@ def read_mosaic(image: Path, label_file: Path, size: int, rgb: bool) -> tuple[np
         r, c = divmod(i, GRID_COLS)
         tiles[i] = mosaic[r * size:(r + 1) * size, c * size:(c + 1) * size]
     return tiles, labels
+
+
+def quantise_int8(source: Path, target: Path, input_name: str, blobs: np.ndarray) -> None:
+    """Static QDQ int8 quantisation of the ONNX file ``source`` into ``target`` by ONNX Runtime.
+
+    Weights int8 per channel, activations uint8, calibrated on ``blobs`` (float32 network inputs, one
+    row a calibration sample) fed one at a time as ``input_name``.
+    """
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.items = iter([{input_name: blobs[i:i + 1]} for i in range(len(blobs))])
+
+        def get_next(self):
+            return next(self.items, None)
+
+    prepared = target.with_suffix(".prepared.onnx")
+    quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
+    quantize_static(str(prepared), str(target), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    prepared.unlink()
