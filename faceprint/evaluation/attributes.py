@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +30,8 @@ import numpy as np
 from ..errors import UnsupportedInputError
 from ..models.age_gender import AgeGenderNet, fallback_landmarks
 from ..models.expression import CLASSES, ExpressionNet
+from ..pipeline.image_io import IMAGE_SUFFIXES
+from .fairness import RACES, UTKFACE_NAME
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +41,6 @@ FOLDER_CLASSES: dict[str, str | None] = {
     "anger": "angry", "sadness": "sad", "happiness": "happy", "surprised": "surprise", "disgusted": "disgust",
     "fearful": "fear", "contempt": None,
 }
-RACES = ("White", "Black", "Asian", "Indian", "Others")
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".webp", ".tif", ".tiff", ".gif"}
-_UTK_NAME = re.compile(r"^(\d+)_([01])_([0-4])_")
 
 
 @dataclass(frozen=True)
@@ -83,7 +81,7 @@ class AgeEvaluation:
 
 def utkface_labels(name: str) -> tuple[int, int, int]:
     """(age, gender 0 male / 1 female, race 0-4) from a UTKFace file name, or UnsupportedInputError."""
-    match = _UTK_NAME.match(name)
+    match = UTKFACE_NAME.match(name)
     if match is None:
         raise UnsupportedInputError(
             f"'{name}' is not a UTKFace file name (age_gender_race_date.jpg.chip.jpg): "

@@ -77,7 +77,8 @@ ATTRIBUTES = ("gender", "race", "age", "group")
 ADULT_AGE = 18
 ADULT_ATTRIBUTES = ("gender", "race", "group")
 RATIO_COLUMNS = ("gender", "race", "age", "group", f"race ({ADULT_AGE}+)", f"group ({ADULT_AGE}+)")
-_NAME = re.compile(r"^(\d+)_([01])_([0-4])_")
+#: A UTKFace file name: ``age_gender_race_date.jpg.chip.jpg`` (gender 0 male / 1 female; race 0-4 as :data:`RACES`).
+UTKFACE_NAME = re.compile(r"^(\d+)_([01])_([0-4])_")
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,7 @@ def read_utkface(root: Path) -> tuple[list[Subject], list[str]]:
     """Subjects of every labelled image under ``root``, and the names whose labels cannot be parsed."""
     subjects, skipped = [], []
     for path in sorted(Path(root).glob("*.jpg")):
-        m = _NAME.match(path.name)
+        m = UTKFACE_NAME.match(path.name)
         if m is None:
             skipped.append(path.name)
             continue
